@@ -139,6 +139,10 @@ def write_store(out: str, *, sequences: pa.Table, vocab: list[str], vectors: np.
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
+        # mkdtemp makes the folder private (0700); a shared store must be readable like any new folder.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
         pq.write_table(sequences, staging / "sequences.parquet", compression="zstd")
         pq.write_table(embeddings_table(vocab, vectors), staging / "embeddings.parquet", compression="zstd")
         file_hashes = {name: _sha256(staging / name) for name in DATA_FILES}
