@@ -1,0 +1,87 @@
+"""Named flat configs: the seed's architectures, the usual baselines, and the seed's loops reproduced.
+
+    from study.presets import preset, resolve_config
+    cfg = resolve_config(preset_name="lstm_fixed", sets=["hidden_size=128"], epochs=2)
+
+``*_seed`` presets are the seed's *architectures* trained the fast, correct way (bucketed batches, raw
+logits into the loss, sparse embedding updates); ``*_faithful`` presets add the seed's mistakes
+(``faithful=True``: softmax before CrossEntropyLoss, padding to the longest review, dense Adam) and its
+batch sizes, to reproduce the seed's table exactly. The LSTM presets keep the seed's ``last_step`` readout
+over post-padding except ``lstm_fixed``, which reads each review's true final state.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from study.config import TrainConfig
+
+_CNN_SEED = {"arch": "cnn", "widths": "1,2,3,5", "filters": 10, "activation": "tanh", "dropout": 0.0,
+             "conv_layers": 1, "freeze_embeddings": False, "lr": 1e-3, "padding": "post"}
+_LSTM_SEED = {"arch": "lstm", "hidden_size": 256, "num_layers": 2, "bidirectional": False, "dropout": 0.0,
+              "readout": "last_step", "padding": "post", "freeze_embeddings": False, "lr": 1e-3}
+
+PRESETS: dict[str, dict] = {
+    "cnn_seed": {**_CNN_SEED, "batch_size": 64, "epochs": 10},
+    "cnn_kim": {"arch": "cnn", "widths": "3,4,5", "filters": 100, "activation": "relu", "dropout": 0.5,
+                "conv_layers": 1, "freeze_embeddings": False, "lr": 1e-3, "batch_size": 50, "epochs": 10},
+    "lstm_seed": {**_LSTM_SEED, "batch_size": 64, "epochs": 5},
+    "lstm3_seed": {**_LSTM_SEED, "num_layers": 3, "batch_size": 64, "epochs": 10},
+    "lstm_fixed": {**_LSTM_SEED, "readout": "final_state", "batch_size": 64, "epochs": 5, "grad_clip": 1.0},
+    "lstm_bi_max": {**_LSTM_SEED, "bidirectional": True, "readout": "max", "hidden_size": 128,
+                    "batch_size": 64, "epochs": 5, "grad_clip": 1.0},
+    "fasttext": {"arch": "fasttext", "bigram_buckets": 0, "dropout": 0.0, "lr": 5e-3, "batch_size": 32,
+                 "epochs": 10, "freeze_embeddings": False},
+    "fasttext_bigrams": {"arch": "fasttext", "bigram_buckets": 20000, "dropout": 0.0, "lr": 5e-3,
+                         "batch_size": 32, "epochs": 10, "freeze_embeddings": False},
+    # The seed's table, column by column (REFERENCE.md section 1).
+    "cnn_seed_faithful": {**_CNN_SEED, "faithful": True, "batch_size": 1, "epochs": 30},
+    "lstm_seed_faithful": {**_LSTM_SEED, "faithful": True, "batch_size": 1, "epochs": 5},
+    "lstm_batch_faithful": {**_LSTM_SEED, "faithful": True, "batch_size": 32, "epochs": 5},
+    "lstm3_batch_faithful": {**_LSTM_SEED, "num_layers": 3, "faithful": True, "batch_size": 32, "epochs": 30},
+}
+
+
+def preset(name: str) -> dict:
+    """A copy of a preset's flat dict."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return dict(PRESETS[name])
+
+
+def parse_sets(sets: list[str] | None) -> dict:
+    """``["lr=0.01", "widths=3,4,5"]`` -> dict; values are read as YAML scalars, then typed by the config."""
+    out = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
+
+
+def load_config_file(path: str) -> dict:
+    """A YAML file holding a flat dict; an optional ``preset: NAME`` key starts from that preset."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config file {path} is not valid YAML ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of flat keys")
+    base = preset(data.pop("preset")) if "preset" in data else {}
+    return {**base, **data}
+
+
+def resolve_config(*, preset_name: str | None = None, config_path: str | None = None,
+                   sets: list[str] | None = None, epochs: int | None = None) -> TrainConfig:
+    """Preset or config file, then ``--set`` overrides, then ``--epochs``; validated."""
+    if (preset_name is None) == (config_path is None):
+        raise ValueError("give exactly one of --preset or --config")
+    flat = preset(preset_name) if preset_name else load_config_file(config_path)
+    flat.update(parse_sets(sets))
+    if epochs is not None:
+        flat["epochs"] = epochs
+    return TrainConfig.from_flat(flat)

@@ -1,0 +1,280 @@
+"""The plain trainer: one config, one store, per-epoch metrics; no Ray.
+
+    from study.trainer import TrainConfig, train
+    history = train(TrainConfig.from_flat(preset("cnn_seed")), store_mod.load("/tmp/imdb1k"), threads=2)
+
+    python -m study train --store /tmp/imdb1k --preset cnn_seed --epochs 2 [--set lr=0.002] [--checkpoint-dir D]
+
+Training batches are length-bucketed (see batches.py) and reshuffled every epoch; evaluation runs in sorted
+batches under ``torch.inference_mode``. Fine-tuned embeddings get sparse gradients and SparseAdam (only
+the rows in a batch are touched); all other parameters get Adam/AdamW, with optional clipping of their
+global norm (the embedding's sparse rows are not clipped). CUDA runs under autocast (bf16, or fp16 with
+a GradScaler). On the CPU a run is seeded and deterministic for a fixed thread count, and a run resumed
+from ``get_state()`` after epoch k produces exactly the metrics of an uninterrupted run.
+
+``faithful=True`` reproduces the seed: softmax before CrossEntropyLoss (train and validation loss), every
+review padded (post) to the store's longest, one dense Adam over all parameters including the 500-d
+embedding, and the CNN's zero-padded full convolution with max over all positions. Batch size is the
+config's (the ``*_faithful`` presets set the seed's 1 or 32). Shuffling stays on unless ``shuffle=False``:
+the seed's rows were class-ordered only before ``train_test_split`` shuffled them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data_prep import store as store_mod
+from study.batches import Batcher
+from study.config import TrainConfig, UsageError
+from study.models import build_model, count_params
+
+EVAL_BATCH = 128
+CHECKPOINT_FILE = "checkpoint.pt"
+
+__all__ = ["TrainConfig", "Session", "train", "evaluate", "classification_metrics", "save_checkpoint",
+           "load_checkpoint", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Session:
+    """Model, optimizers, loss and batcher for one config on one device; training one step at a time."""
+
+    def __init__(self, cfg: TrainConfig, store: store_mod.Store, device: torch.device):
+        if store.embeddings is None:
+            raise ValueError("the store was loaded without embeddings")
+        self.cfg, self.device = cfg, device
+        self.model = build_model(cfg, store.embeddings, store.num_classes).to(device)
+        longest = int(store.lengths.max(initial=1)) if cfg.max_len <= 0 else min(int(store.lengths.max(initial=1)), cfg.max_len)
+        self.batcher = Batcher(store, padding=cfg.padding, max_len=cfg.max_len,
+                               pad_to=longest if cfg.faithful else 0, min_width=self.model.min_width)
+        sparse = [p for m in self.model.modules() if getattr(m, "sparse", False)
+                  for p in m.parameters(recurse=False) if p.requires_grad]
+        dense = [p for p in self.model.parameters() if p.requires_grad and all(p is not s for s in sparse)]
+        self.dense_params = dense
+        dense_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.optimizers = [dense_cls(dense, lr=cfg.lr, weight_decay=cfg.weight_decay)]
+        if sparse:
+            self.optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+        self.amp_dtype = None
+        if device.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        logits = logits.float()
+        if self.cfg.faithful:
+            logits = torch.softmax(logits, dim=1)  # the seed's mistake: CE then applies log-softmax again
+        return F.cross_entropy(logits, labels, reduction=reduction)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                            enabled=self.amp_dtype is not None):
+            return self.model(ids, lengths)
+
+    def to_device(self, rows: np.ndarray):
+        return (t.to(self.device, non_blocking=True) for t in self.batcher.make(rows))
+
+    def step(self, rows: np.ndarray) -> torch.Tensor:
+        """One optimizer step on these rows; returns the summed loss (a 0-d tensor, not synced)."""
+        ids, lengths, labels = self.to_device(rows)
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss = self.loss(self.forward(ids, lengths), labels)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            for opt in self.optimizers:
+                self.scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.dense_params, self.cfg.grad_clip)
+        for opt in self.optimizers:
+            self.scaler.step(opt)
+        self.scaler.update()
+        return loss.detach() * len(rows)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizers": [o.state_dict() for o in self.optimizers],
+                "scaler": self.scaler.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+@torch.inference_mode()
+def evaluate(session: Session, rows: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(mean loss, predictions, labels) over these rows, in the order evaluated."""
+    model = session.model
+    was_training = model.training
+    model.eval()
+    total, preds, labels = torch.zeros((), device=session.device), [], []
+    for batch in session.batcher.eval_plan(rows, EVAL_BATCH):
+        ids, lengths, y = session.to_device(batch)
+        logits = session.forward(ids, lengths)
+        total += session.loss(logits, y, reduction="sum")
+        preds.append(logits.argmax(dim=1).cpu())
+        labels.append(y.cpu())
+    model.train(was_training)
+    if not preds:
+        return float("nan"), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return float(total) / len(rows), torch.cat(preds).numpy(), torch.cat(labels).numpy()
+
+
+def classification_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> dict:
+    """Accuracy, macro F1, per-class recall, the prediction histogram and the majority share."""
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)  # [true, predicted]
+    np.add.at(confusion, (labels, preds), 1)
+    tp = np.diag(confusion).astype(float)
+    support, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        f1 = np.where(support + predicted > 0, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+    n = max(len(labels), 1)
+    return {"test_acc": float(tp.sum() / n) if len(labels) else float("nan"),
+            "macro_f1": float(f1.mean()), "recall": [float(r) for r in recall],
+            "pred_hist": [int(c) for c in predicted], "majority_share": float(predicted.max() / n)}
+
+
+def _rng_state(rng: np.random.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": rng.bit_generator.state,
+            "python": list(random.getstate()[1]),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _restore_rng(state: dict, rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = state["numpy"]
+    random.setstate((3, tuple(state["python"]), None))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(cfg: TrainConfig, store: store_mod.Store, *, device=None, threads: int | None = None,
+          resume: dict | None = None, on_epoch: Callable[[dict, Callable[[], dict]], None] | None = None,
+          log: Callable[[str], None] | None = None) -> list[dict]:
+    """Train ``cfg`` on ``store``; returns the per-epoch metrics (including resumed ones)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    device = resolve_device(device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    session = Session(cfg, store, device)
+    params = count_params(session.model)
+    history, start = [], 0
+    if resume is not None:
+        session.load_state(resume)
+        _restore_rng(resume["rng"], rng)
+        history, start = [dict(m) for m in resume["history"]], int(resume["epoch"])
+    train_rows, val_rows, test_rows = (store.indices(s) for s in store_mod.SPLITS)
+    if len(train_rows) == 0:
+        raise ValueError("the store has no training rows")
+    session.model.train()
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        total = torch.zeros((), device=device)
+        for rows in session.batcher.plan(train_rows, cfg.batch_size, rng if cfg.shuffle else None):
+            total += session.step(rows)
+        train_loss = float(total) / len(train_rows)  # syncs the device
+        train_s = time.perf_counter() - t0
+        val_loss, val_pred, val_true = evaluate(session, val_rows)
+        _, test_pred, test_true = evaluate(session, test_rows)
+        epoch_s = time.perf_counter() - t0
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                   "val_acc": float((val_pred == val_true).mean()) if len(val_true) else float("nan"),
+                   **classification_metrics(test_true, test_pred, store.num_classes),
+                   "samples_per_s": len(train_rows) / train_s, "epoch_time_s": epoch_s,
+                   "train_time_s": epoch_s + (history[-1]["train_time_s"] if history else 0.0),
+                   **params, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "device": device.type, "threads": torch.get_num_threads()}
+        history.append(metrics)
+        if log:
+            log(f"epoch {epoch}/{cfg.epochs} train_loss {train_loss:.4f} val_loss {val_loss:.4f} "
+                f"val_acc {metrics['val_acc']:.3f} test_acc {metrics['test_acc']:.3f} "
+                f"macro_f1 {metrics['macro_f1']:.3f} majority {metrics['majority_share']:.2f} "
+                f"{metrics['samples_per_s']:.0f} samples/s {epoch_s:.1f}s")
+        if on_epoch:
+            def get_state(epoch=epoch) -> dict:
+                return copy.deepcopy({**session.state(), "epoch": epoch, "rng": _rng_state(rng),
+                                      "history": history, "config": cfg.to_flat()})
+            on_epoch(metrics, get_state)
+    return history
+
+
+def save_checkpoint(state: dict, directory: str | Path) -> Path:
+    """Write ``state`` to ``directory/checkpoint.pt`` atomically (write, then rename)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (CHECKPOINT_FILE + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(directory / CHECKPOINT_FILE)
+    return directory / CHECKPOINT_FILE
+
+
+def load_checkpoint(directory: str | Path) -> dict:
+    path = Path(directory) / CHECKPOINT_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {CHECKPOINT_FILE} in {directory}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ------------------------------------------------------------------------------------ CLI: study train
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--store", required=True, help="store folder or URI")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--preset", help="a name from study/presets.py")
+    source.add_argument("--config", help="YAML file of flat keys (may hold `preset: NAME`)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--checkpoint-dir", help="save checkpoint.pt here after every epoch")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint-dir")
+
+
+def main(args) -> int:
+    from study.presets import resolve_config
+    try:
+        cfg = resolve_config(preset_name=args.preset, config_path=args.config, sets=args.set,
+                             epochs=args.epochs)
+        store = store_mod.load(args.store)
+        resume = None
+        if args.resume:
+            if not args.checkpoint_dir:
+                raise ValueError("--resume needs --checkpoint-dir")
+            resume = load_checkpoint(args.checkpoint_dir)
+            saved = {k: v for k, v in resume.get("config", {}).items() if k != "epochs"}
+            if saved != {k: v for k, v in cfg.to_flat().items() if k != "epochs"}:
+                raise ValueError("the checkpoint was written for a different config")
+        device = resolve_device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda, but no CUDA device is available")
+    except (ValueError, store_mod.StoreError, FileNotFoundError, RuntimeError) as exc:
+        raise UsageError(str(exc)) from None
+
+    def on_epoch(metrics, get_state):
+        if args.checkpoint_dir:
+            save_checkpoint(get_state(), args.checkpoint_dir)
+
+    history = train(cfg, store, device=device, threads=args.threads, resume=resume, on_epoch=on_epoch,
+                    log=lambda line: print(line, flush=True))
+    print(json.dumps({"config": cfg.to_flat(), "store": store.content_hash, "metrics": history[-1]}),
+          file=sys.stdout, flush=True)
+    return 0
