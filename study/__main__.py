@@ -25,7 +25,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("study.launch", "start a Ray Tune study over search-space files (all archs, one experiment)"),
     "resume": ("study.launch", "continue an interrupted study: unfinished trials from their checkpoints"),
     "status": ("study.launch", "per-trial status, metrics, node and GPU ids of a study (--json)"),
+    "diagnose": ("study.diagnose", "why the seed's LSTM predicts one class: baseline, probes, one-factor ablations"),
+    "demo": ("study.demo", "bundled IMDB -> store -> study -> report + diagnosis, in one command"),
 }
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Shows each option's default where it has one (required options and unset flags have none)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        if not unset and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="study", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+        sub.add_parser(name, help=help_text, description=help_text,
+                       formatter_class=_DefaultsFormatter)
     # Only the chosen command's module is imported to fill in its arguments.
     name = next((a for a in argv if a in COMMANDS), None)
     module = importlib.import_module(COMMANDS[name][0]) if name else None

@@ -280,6 +280,8 @@ def run(args) -> int:
     arches = [s.arch for s in spaces]
     if len(set(arches)) != len(arches):
         raise LaunchError(f"two --space files for the same architecture: {arches}")
+    if "://" not in args.store:
+        args.store = os.path.abspath(args.store)  # trial workers run in their own working directories
     manifest = store_mod.read_manifest(args.store)
     overrides = {"epochs": args.max_epochs} if args.max_epochs else {}
     if args.seed is not None:
@@ -407,28 +409,28 @@ def status(args) -> int:
 def _run_arguments(p) -> None:
     p.add_argument("--store", required=True, help="store folder or URI every node can read")
     p.add_argument("--space", required=True, action="append", help="search-space YAML (repeatable)")
-    p.add_argument("--name", required=True)
+    p.add_argument("--name", required=True, help="experiment name; must be new (use resume to continue one)")
     p.add_argument("--storage-path", required=True, help="experiment root: local, NFS path or URI")
     p.add_argument("--num-samples", type=int, required=True, help="trials per search space")
     p.add_argument("--max-epochs", type=int, help="override each space's epochs (ASHA's max_t)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions pack trials on one GPU")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
     p.add_argument("--seed", type=int, default=0, help="seeds the TPE samplers and every trial's training")
-    p.add_argument("--time-budget-s", type=float)
-    p.add_argument("--max-concurrent", type=int)
+    p.add_argument("--time-budget-s", type=float, help="stop starting/continuing trials after this many seconds")
+    p.add_argument("--max-concurrent", type=int, help="most trials at once (default: as resources allow)")
     p.add_argument("--max-failures", type=int, default=1, help="retries of a trial whose worker died")
 
 
 def _resume_arguments(p) -> None:
-    p.add_argument("--storage-path", required=True)
-    p.add_argument("--name", required=True)
+    p.add_argument("--storage-path", required=True, help="experiment root given to run")
+    p.add_argument("--name", required=True, help="experiment name given to run")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
 
 
 def _status_arguments(p) -> None:
-    p.add_argument("--storage-path", required=True)
-    p.add_argument("--name", required=True)
+    p.add_argument("--storage-path", required=True, help="experiment root given to run")
+    p.add_argument("--name", required=True, help="experiment name given to run")
     p.add_argument("--json", action="store_true", help="also print {\"trials\": [...]} as the last line")
 
 

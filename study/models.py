@@ -9,6 +9,11 @@ The word embedding is always ``model.embedding`` (the trainer excludes it from `
 gives its sparse gradients to SparseAdam). Outside faithful mode its PAD row is zero and never trained,
 and every readout except the LSTM's ``last_step`` ignores pads exactly: adding pads does not change the
 logits, on either side. ``last_step`` reads the output at the last *padded* position, as the seed did.
+
+Per device: on the CPU the models save arithmetic (each distinct word projected once, the CNN's max found
+without autograd); on CUDA, where a step is bound by kernel launches and host syncs rather than FLOPs,
+they take the plain route (no ``torch.unique``, one cuDNN convolution for all CNN widths). Both give the
+same function; ``model.gpu_style = True/False`` forces one route (tests, benchmarks), ``None`` = by device.
 """
 from __future__ import annotations
 
@@ -35,15 +40,27 @@ def make_embedding(vectors: np.ndarray, *, freeze: bool, faithful: bool) -> nn.E
                                         padding_idx=None if faithful else PAD_ID)
 
 
-def embed_unique(embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+def gpu_style(model: nn.Module, ids: torch.Tensor) -> bool:
+    """The plain route on CUDA (or where forced with ``model.gpu_style``), the arithmetic-saving one else."""
+    forced = getattr(model, "gpu_style", None)
+    return ids.is_cuda if forced is None else bool(forced)
+
+
+def embed_unique(embedding: nn.Embedding, ids: torch.Tensor, plain: bool = False) -> torch.Tensor:
     """``embedding(ids)`` (B, T, D), looking up each distinct id once: the sparse gradient then has one row
-    per distinct word (U) instead of B*T rows, so SparseAdam coalesces and updates far less."""
+    per distinct word (U) instead of B*T rows, so SparseAdam coalesces and updates far less. ``plain``
+    skips that (torch.unique makes the GPU wait for the host every step)."""
+    if plain:
+        return embedding(ids)
     words, where = torch.unique(ids, return_inverse=True)  # (U,), (B, T)
     return embedding(words)[where]
 
 
-def bag_sum(table: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum of ``table`` rows over the masked ids of each row: (B, T) -> (B, D), one lookup per distinct id."""
+def bag_sum(table: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plain: bool = False) -> torch.Tensor:
+    """Sum of ``table`` rows over the masked ids of each row: (B, T) -> (B, D), one lookup per distinct id
+    (``plain``: a (B, T, D) lookup and a masked sum, no torch.unique)."""
+    if plain:
+        return (table(ids) * mask.unsqueeze(2).to(table.weight.dtype)).sum(dim=1)
     words, where = torch.unique(ids, return_inverse=True)  # (U,), (B, T)
     counts = torch.zeros(ids.shape[0], len(words), device=ids.device)  # (B, U) bag-of-words counts
     counts.scatter_add_(1, where, mask.to(counts.dtype))
@@ -84,8 +101,10 @@ class CNN(nn.Module):
     """Kim-style text CNN: conv over time per width, max over the valid windows, linear.
 
     conv_layers=1 runs one (B*T, D) x (D, sum(w*F)) matrix product, then adds the shifted tap outputs per
-    width (twice as fast on this CPU as separate Conv1d). Deeper stacks use Conv1d per width.
+    width (twice as fast on this CPU as separate Conv1d); on CUDA it runs one Conv1d of all widths instead
+    (``_conv``). Deeper stacks use Conv1d per width.
     """
+    gpu_style: bool | None = None  # None: by device, see the module docstring
 
     def __init__(self, cfg: TrainConfig, embedding: nn.Embedding, num_classes: int):
         super().__init__()
@@ -104,6 +123,9 @@ class CNN(nn.Module):
         # Receptive field of a branch; a batch must be at least this wide.
         self.reach = [m.conv_layers * (w - 1) + 1 for w in m.widths]
         self.min_width = max(self.reach)
+        # The filter width of each output channel of ``_conv`` (sum(F),), moved with the model.
+        self.register_buffer("channel_width", torch.tensor([w for w in m.widths for _ in range(m.filters)]),
+                             persistent=False)
         self.dropout = nn.Dropout(m.dropout)
         self.fc = nn.Linear(m.filters * len(m.widths), num_classes)
 
@@ -111,7 +133,12 @@ class CNN(nn.Module):
         lengths = lengths.clamp(min=1)
         if self.padding == "pre":
             ids = left_align(ids, lengths)  # windows are then the same for both sides
-        pooled = self._taps(ids, lengths) if self.convs is not None else self._stacks(self.embedding(ids), lengths)
+        if self.convs is None:
+            pooled = self._stacks(self.embedding(ids), lengths)
+        elif not self.faithful and gpu_style(self, ids):
+            pooled = self._conv(ids, lengths)
+        else:
+            pooled = self._taps(ids, lengths)
         return self.fc(self.dropout(torch.cat(pooled, dim=1)))  # (B, C)
 
     def _window_mask(self, lengths: torch.Tensor, windows: int, reach: int) -> torch.Tensor:
@@ -159,6 +186,21 @@ class CNN(nn.Module):
             pooled.append(self.act(top + conv.bias))  # (B, F)
         return pooled
 
+    def _conv(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        # GPU route: every width's taps zero-padded to the widest, one Conv1d, one masked max, plain autograd.
+        # Fewer, larger kernels than _taps; the extra FLOPs cost nothing on a GPU at these sizes.
+        wide = max(self.widths)
+        weight = torch.cat([F.pad(c.weight.view(-1, c.width, c.filters).permute(2, 0, 1), (0, wide - c.width))
+                            for c in self.convs])  # (C, D, wide), C = sum(F); taps k >= w are zero
+        bias = torch.cat([c.bias for c in self.convs])  # (C,)
+        # PAD columns on the right give every window start s < T its full reach; the PAD row is zero.
+        x = self.embedding(F.pad(ids, (0, wide - 1), value=PAD_ID)).transpose(1, 2)  # (B, D, T + wide - 1)
+        z = F.conv1d(x, weight)  # (B, C, T): window s of every filter
+        last = (lengths.unsqueeze(1) - self.channel_width).clamp(min=0)  # (B, C) last valid window start
+        valid = torch.arange(z.shape[2], device=ids.device) <= last.unsqueeze(2)  # (B, C, T)
+        top = z.masked_fill(~valid, float("-inf")).amax(dim=2)  # (B, C)
+        return [self.act(top + bias)]
+
     def _stacks(self, x: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
         h0 = x.transpose(1, 2).contiguous()  # (B, D, T): Conv1d on a contiguous copy runs ~2x faster
         pooled = []
@@ -174,6 +216,8 @@ class CNN(nn.Module):
 class LSTMClassifier(nn.Module):
     """LSTM over the embeddings, then a readout over time, then linear."""
 
+    gpu_style: bool | None = None  # None: by device, see the module docstring
+
     def __init__(self, cfg: TrainConfig, embedding: nn.Embedding, num_classes: int):
         super().__init__()
         m = cfg.model
@@ -188,14 +232,14 @@ class LSTMClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
         if self.readout == "last_step":
-            out, _ = self.lstm(embed_unique(self.embedding, ids))  # (B, T, H*dirs)
+            out, _ = self.lstm(embed_unique(self.embedding, ids, gpu_style(self, ids)))  # (B, T, H*dirs)
             return self.fc(self.dropout(out[:, -1]))  # the seed's read: after T - L pad steps when post-padded
         if self.padding == "pre":
             ids = left_align(ids, lengths)  # exact readouts start the LSTM at the first real token
-        x = embed_unique(self.embedding, ids)  # (B, T, D), post-padded
+        x = embed_unique(self.embedding, ids, gpu_style(self, ids))  # (B, T, D), post-padded
         width = x.shape[1]
-        if self.bidirectional or x.is_cuda:
-            # The backward direction must start at each true end: packing does that (and cuDNN is fast).
+        if self.bidirectional:
+            # The backward direction must start at each true end: packing does that.
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out_packed, (h_n, _) = self.lstm(packed)
             if self.readout == "final_state":
@@ -204,7 +248,7 @@ class LSTMClassifier(nn.Module):
             out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=width)
         else:
             # Unidirectional over post-padded input: a dense LSTM is 4-8x faster than packing on the CPU,
-            # and pads after the true end cannot affect earlier outputs.
+            # needs no lengths.cpu() sync on CUDA, and pads after the true end cannot affect earlier outputs.
             out, _ = self.lstm(x)  # (B, T, H)
             if self.readout == "final_state":
                 last = out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H)
@@ -221,6 +265,7 @@ class FastText(nn.Module):
     """Mean of the word (and optional hashed bigram) embeddings, then linear (Joulin et al. 2016)."""
 
     HASH = 1_000_003  # multiplier for hashing a (first, second) token pair into a bucket
+    gpu_style: bool | None = None  # None: by device, see the module docstring
 
     def __init__(self, cfg: TrainConfig, embedding: nn.Embedding, num_classes: int):
         super().__init__()
@@ -240,13 +285,14 @@ class FastText(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
         mask = ids != PAD_ID  # (B, T); works for either padding side
-        total = bag_sum(self.embedding, ids, mask)  # (B, D)
+        plain = gpu_style(self, ids)
+        total = bag_sum(self.embedding, ids, mask, plain)  # (B, D)
         count = lengths.to(total.dtype)
         if self.buckets:
             first, second = ids[:, :-1], ids[:, 1:]
             pair = mask[:, :-1] & mask[:, 1:]  # (B, T-1) both tokens real
             bucket = torch.where(pair, (first * self.HASH + second) % self.buckets + 1, 0)
-            total = total + bag_sum(self.bigrams, bucket, pair)  # (B, D)
+            total = total + bag_sum(self.bigrams, bucket, pair, plain)  # (B, D)
             count = count + pair.sum(dim=1).to(total.dtype)
         return self.fc(self.dropout(total / count.unsqueeze(1)))
 
@@ -261,13 +307,15 @@ def build_model(cfg: TrainConfig, embeddings: np.ndarray, num_classes: int) -> n
 
 
 def count_params(model: nn.Module) -> dict:
-    """Parameter counts under the metric names; the word embedding is ``model.embedding``."""
+    """Parameter counts under the metric names. Every lookup table (the word embedding, fastText's hashed
+    bigram buckets) counts as embedding: "without embeddings" is the compute that runs per token."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    embedding = model.embedding.weight.numel()
+    tables = [m for m in model.modules() if isinstance(m, nn.Embedding)]
+    embedding = sum(m.weight.numel() for m in tables)
     layers = []
     for module in model.modules():
-        if module is model.embedding or next(module.children(), None) is not None:
+        if any(module is t for t in tables) or next(module.children(), None) is not None:
             continue
         if isinstance(module, nn.RNNBase):
             # One nn.LSTM holds all layers; count each layer (both directions) as the seed's table did.
