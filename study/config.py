@@ -101,7 +101,9 @@ class TrainConfig:
     shuffle: bool = True
     padding: str = "post"
     max_len: int = 0  # 0 = no truncation; else keep the first max_len tokens
-    faithful: bool = False  # the seed's mistakes, see trainer.py
+    faithful: bool = False  # the seed's mistakes, see trainer.py; implies the next two
+    pad_to_longest: bool = False  # pad every batch to the store's longest review (after max_len)
+    softmax_loss: bool = False  # softmax before CrossEntropyLoss (the seed's mistake)
     seed: int = 0
     model: CNNConfig | LSTMConfig | FastTextConfig = field(default_factory=CNNConfig)
 

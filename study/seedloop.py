@@ -9,6 +9,7 @@ speed is measured here; the trainer's ``faithful`` mode is what reproduces the s
 
     from study.seedloop import seed_loop
     seed_loop("cnn", store, samples=24, batch_size=1)   # {"samples_per_s": ..., "tokens_per_s": ...}
+    seed_loop("lstm", store, samples=64, batch_size=32, device="cuda")   # the seed ran on a GPU, in fp32
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class SeedLSTM(nn.Module):
 
 
 def seed_loop(arch: str, store: Store, *, samples: int, batch_size: int = 1, warmup: int = 1,
-              layers: int = 2, seed: int = 0) -> dict:
+              layers: int = 2, seed: int = 0, device: str | torch.device = "cpu") -> dict:
     """Time ``samples`` training samples (after ``warmup`` steps) of the seed's loop for ``arch``."""
     torch.manual_seed(seed)
     if arch == "cnn":
@@ -60,6 +61,8 @@ def seed_loop(arch: str, store: Store, *, samples: int, batch_size: int = 1, war
         model = SeedLSTM(store.embeddings, store.num_classes, layers=layers)
     else:
         raise ValueError(f"the seed had no {arch!r} loop (cnn or lstm)")
+    device = torch.device(device)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     criterion = nn.CrossEntropyLoss()
     batcher = Batcher(store, padding="post", pad_to=int(store.lengths.max()))
@@ -70,9 +73,11 @@ def seed_loop(arch: str, store: Store, *, samples: int, batch_size: int = 1, war
     start = None
     for step in range(steps):
         if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             start = time.perf_counter()
         batch = rows[step * batch_size:(step + 1) * batch_size]
-        ids, _, labels = batcher.make(batch)
+        ids, _, labels = (t.to(device) for t in batcher.make(batch))
         optimizer.zero_grad()
         loss = criterion(model(ids), labels)
         loss.backward()
@@ -80,8 +85,10 @@ def seed_loop(arch: str, store: Store, *, samples: int, batch_size: int = 1, war
         if step >= warmup:
             done += len(batch)
             tokens += batcher.real_tokens(batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     return {"samples_per_s": done / seconds, "tokens_per_s": tokens / seconds, "samples": done,
             "seconds": seconds, "batch_size": batch_size, "seq_len_mean": tokens / done,
             "padded_len": batcher.width(rows[:1]), "preset": f"seed_{arch}{layers if arch == 'lstm' else ''}"
-            f"_b{batch_size}", "device": "cpu", "threads": torch.get_num_threads()}
+            f"_b{batch_size}", "device": device.type, "threads": torch.get_num_threads()}
