@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("study.launch", "start a Ray Tune study over search-space files (all archs, one experiment)"),
     "resume": ("study.launch", "continue an interrupted study: unfinished trials from their checkpoints"),
     "status": ("study.launch", "per-trial status, metrics, node and GPU ids of a study (--json)"),
-    "diagnose": ("study.diagnose", "why the seed's LSTM predicts one class: baseline, probes, one-factor ablations"),
+    "diagnose": ("study.diagnose", "why the LSTM predicts one class: baseline, probes, one-factor ablations"),
     "demo": ("study.demo", "bundled IMDB -> store -> study -> report + diagnosis, in one command"),
 }
 
