@@ -374,6 +374,8 @@ def trials_frame(storage_path: str, name: str):
     if not tune.Tuner.can_restore(path):
         raise LaunchError(f"no study {name!r} at {path}")
     rows = []
+    # Trials stopped by the time budget before their first epoch have no results: Ray warns about each.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     for trial in tune.ExperimentAnalysis(path).trials:
         result = dict(trial.last_result or {})
         row = {"trial_id": trial.trial_id, "arch": trial.config.get("arch"), "status": trial.status,
