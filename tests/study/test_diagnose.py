@@ -122,7 +122,11 @@ def test_verdict_reports_several_factors_no_collapse_and_no_recovery():
     assert several["factors"] == ["padding/readout", "softmax before the loss"]
     assert "Several factors" in several["root_cause"] and "no softmax (0.70)" in several["root_cause"]
     healthy = diagnose.verdict(0.5, {"test_acc": 0.80, "majority_share": 0.55}, HAND_MADE)
-    assert not healthy["collapsed"] and "did not collapse" in healthy["root_cause"]
+    assert not healthy["collapsed"] and "did not fail" in healthy["root_cause"]
+    # At chance but under the 90% one-class mark: not "collapsed", yet the cause is still looked for.
+    at_chance = diagnose.verdict(0.5, {"test_acc": 0.50, "majority_share": 0.88}, HAND_MADE)
+    assert not at_chance["collapsed"] and at_chance["at_chance"]
+    assert at_chance["factors"] == ["padding/readout"] and "Post-padding" in at_chance["root_cause"]
     # 3 classes: 0.45 is 0.12 above chance (not collapsed), 0.62 needs share < 0.8 to count as recovered
     assert not diagnose.is_collapsed(0.45, 0.95, 1 / 3)
     assert diagnose.is_recovered(0.62, 0.7, 1 / 3) and not diagnose.is_recovered(0.62, 0.85, 1 / 3)
