@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--num-samples", type=int, default=3, help="trials per architecture")
     p.add_argument("--max-epochs", type=int, default=3, help="epochs per trial (ASHA may stop earlier)")
     p.add_argument("--study-minutes", type=float, default=7.0, help="time budget of the Ray study")
-    p.add_argument("--diagnose-minutes", type=float, default=4.0, help="time budget of the diagnosis")
+    p.add_argument("--diagnose-minutes", type=float, default=5.0, help="time budget of the diagnosis")
     p.add_argument("--name", help="experiment name (default: derived from the sizes; reruns resume/reuse)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: proves the pipeline in a minute or two")
 
