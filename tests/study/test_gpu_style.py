@@ -10,6 +10,7 @@ import torch
 
 from study.config import TrainConfig
 from study.models import build_model
+from test_models import pad  # tests/study is on sys.path (rootdir-relative imports, as rayproc)
 
 VECTORS = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
 SEQS = [list(np.random.default_rng(i).integers(2, 60, size=n)) for i, n in enumerate([1, 2, 4, 9, 13])]
@@ -23,13 +24,7 @@ CONFIGS = {
 
 
 def padded(width: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.zeros(len(SEQS), width, dtype=torch.int64)
-    for i, s in enumerate(SEQS):
-        if side == "post":
-            ids[i, :len(s)] = torch.tensor(s)
-        else:
-            ids[i, width - len(s):] = torch.tensor(s)
-    return ids, torch.tensor([len(s) for s in SEQS])
+    return pad(SEQS, width, side)
 
 
 def outputs_and_grads(model, ids, lengths) -> list[torch.Tensor]:
