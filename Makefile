@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/python -m study demo --out results/demo
 
 bench: install
-	$(BIN)/python -m study bench --store results/stores/bench --preset cnn_seed --json
+	$(BIN)/python -m study bench --store results/stores/bench --preset cnn_original --json
 
 clean:
 	rm -rf $(VENV) results/demo .pytest_cache

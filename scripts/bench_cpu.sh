@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CPU benchmark suite of issue 3: the seed's architectures trained our way vs the seed's own loops, same run.
+# CPU benchmark suite: the original study's architectures trained our way vs its own loops, same run.
 # Usage: scripts/bench_cpu.sh [STORE] [extra `study bench --suite` flags, e.g. --threads 2 --quick]
 # STORE defaults to /tmp/imdb1k (python -m data_prep build --source imdb --per-class 1000 --max-len 400).
 # Prints the machine load before and after (other jobs on the cores change every figure), the table with

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU benchmark of issue 8 in one call: card and versions, then `study bench --gpu-suite` (every preset
-# at its batch size and at a GPU-sized batch, peak GPU memory, the seed's loops on the same GPU, GPU vs
+# The GPU benchmark in one call: card and versions, then `study bench --gpu-suite` (every preset
+# at its batch size and at a GPU-sized batch, peak GPU memory, the original study's loops on the same GPU, GPU vs
 # CPU model route check), then, if BEFORE names an older copy of the code, the same presets with that code.
 #
 #   scripts/gpu_bench.sh [STORE]                     # default store .carry/imdb1k, DEVICE=cuda, OUT=results/gpu_bench

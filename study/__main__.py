@@ -1,14 +1,13 @@
 """Command line for the study: ``python -m study COMMAND ...``.
 
-    python -m study train --store /tmp/imdb1k --preset cnn_seed --epochs 2
-    python -m study bench --store /tmp/imdb1k --preset lstm_seed --samples 512 --json
+    python -m study train --store /tmp/imdb1k --preset cnn_original --epochs 2
+    python -m study bench --store /tmp/imdb1k --preset lstm_original --samples 512 --json
     python -m study bench --store /tmp/imdb1k --suite          # the CPU benchmark table (docs/benchmarks.md)
 
-Adding a command: write a module that defines ``add_arguments(parser)`` (argparse) and ``main(args) -> int``,
-and add one line ``"name": ("module.path", "help text")`` to ``COMMANDS`` below. Modules are imported only
-when their command runs, so a command's heavy imports (Ray, Optuna) cost nothing elsewhere. A command
-reports bad user input by raising ``study.config.UsageError("one line")``: it is printed as
-``study NAME: error: ...`` on stderr and the exit code is 2, with no traceback.
+Adding a command: write a function that adds its arguments to an argparse parser and an entry function
+``(args) -> int``, and add one line to ``COMMANDS`` below. A command reports bad user input by raising
+``study.errors.UsageError("one line")``: it is printed as ``study NAME: error: ...`` on stderr and the
+exit code is 2, with no traceback.
 """
 from __future__ import annotations
 
@@ -16,17 +15,27 @@ import argparse
 import importlib
 import sys
 
-from study.config import UsageError
+from study.errors import UsageError
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("study.trainer", "train one config without Ray, print metrics per epoch"),
-    "bench": ("study.bench", "measure training throughput (samples/s, tokens/s)"),
-    "report": ("study.report", "trials table, Pareto fronts, plots and summary.md of a study"),
-    "run": ("study.launch", "start a Ray Tune study over search-space files (all archs, one experiment)"),
-    "resume": ("study.launch", "continue an interrupted study: unfinished trials from their checkpoints"),
-    "status": ("study.launch", "per-trial status, metrics, node and GPU ids of a study (--json)"),
-    "diagnose": ("study.diagnose", "why the LSTM predicts one class: baseline, probes, one-factor ablations"),
-    "demo": ("study.demo", "bundled IMDB -> store -> study -> report + diagnosis, in one command"),
+# name -> (module, its argument function, its entry function, help). Modules are imported only when their
+# command runs, so Ray, Optuna and torch cost nothing to a command that does not need them.
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    "train": ("study.train.command", "add_arguments", "main",
+              "train one config without Ray, print metrics per epoch"),
+    "bench": ("study.bench.command", "add_arguments", "main",
+              "measure training throughput (samples/s, tokens/s)"),
+    "report": ("study.analysis.report", "add_arguments", "main",
+               "trials table, Pareto fronts, plots and summary.md of a study"),
+    "run": ("study.search.command", "add_run_arguments", "run",
+            "start a Ray Tune study over search-space files (all archs, one experiment)"),
+    "resume": ("study.search.command", "add_resume_arguments", "resume",
+               "continue an interrupted study: unfinished trials from their checkpoints"),
+    "status": ("study.search.command", "add_status_arguments", "status",
+               "per-trial status, metrics, node and GPU ids of a study (--json)"),
+    "diagnose": ("study.diagnosis.command", "add_arguments", "main",
+                 "why the LSTM predicts one class: baseline, probes, one-factor ablations"),
+    "demo": ("study.demo", "add_arguments", "main",
+             "bundled IMDB -> store -> study -> report + diagnosis, in one command"),
 }
 
 
@@ -51,17 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _Parser(prog="study", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, (_, help_text) in COMMANDS.items():
+    for name, (*_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text,
                        formatter_class=_DefaultsFormatter)
     # Only the chosen command's module is imported to fill in its arguments.
     name = next((a for a in argv if a in COMMANDS), None)
-    module = importlib.import_module(COMMANDS[name][0]) if name else None
-    if module is not None:
-        module.add_arguments(sub.choices[name])
+    entry = None
+    if name:
+        module_name, add_name, entry_name, _ = COMMANDS[name]
+        module = importlib.import_module(module_name)
+        getattr(module, add_name)(sub.choices[name])
+        entry = getattr(module, entry_name)
     args = parser.parse_args(argv)
     try:
-        return int(module.main(args) or 0)
+        return int(entry(args) or 0)
     except UsageError as exc:
         print(f"study {name}: error: {exc}", file=sys.stderr)
         return 2

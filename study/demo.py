@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from study.config import UsageError
+from study.errors import UsageError
 
 SPACES = ("search_spaces/cnn.yaml", "search_spaces/lstm.yaml", "search_spaces/fasttext.yaml")
 
@@ -51,11 +51,11 @@ def _headline(out: Path) -> list[str]:
     """Best trial per architecture (by val_acc) with its test accuracy and cost, from trials.parquet."""
     import pandas as pd
 
-    trials = pd.read_parquet(out / "trials.parquet")
-    done = trials[trials["status"] == "TERMINATED"].dropna(subset=["val_acc"])
+    from study.analysis.table import best_per_arch
+
     lines = []
-    for arch, group in done.groupby("arch"):
-        best = group.loc[group["val_acc"].idxmax()]
+    for _, best in best_per_arch(pd.read_parquet(out / "trials.parquet")).iterrows():
+        arch = best["arch"]
         lines.append(f"  {arch:9s} val_acc {best['val_acc']:.3f}  test_acc {best['test_acc']:.3f}  "
                      f"train {best['train_time_s']:.0f} s  {best['samples_per_s']:.0f} samples/s  "
                      f"{int(best['params_no_embedding']):,} params w/o embeddings")
@@ -88,7 +88,7 @@ def main(args) -> int:
     _step("3/4 diagnose the LSTM failure (baseline, probes, one-factor ablations)",
           [py, "-m", "study", "diagnose", "--store", str(store), "--out", str(out),
            "--budget-minutes", str(args.diagnose_minutes), *(["--smoke"] if args.smoke else [])])
-    _step("4/4 report: seed-style table, Pareto fronts, plots, HTML",
+    _step("4/4 report: original-study-style table, Pareto fronts, plots, HTML",
           [py, "-m", "study", "report", "--storage-path", str(experiments), "--name", name, "--out", str(out)])
 
     print(f"\nDone in {(time.perf_counter() - started) / 60:.1f} min. Best trial per architecture:")

@@ -1,0 +1,192 @@
+"""``pareto.html``: one self-contained interactive page of the Pareto fronts (works offline).
+
+No script is loaded from the network: each cost gets an inline SVG scatter drawn here in Python (one
+``<circle>`` per trial, the front as a step path), and about twenty lines of inline JavaScript show a
+tooltip with the trial's hyperparameters and metrics on hover. A table of every trial (failed ones too)
+closes the page.
+
+    from study.analysis.page import write_page
+    write_page(table, fronts, "results/demo/pareto.html")
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import LogLocator, MaxNLocator
+
+from study.analysis import format as fmt
+from study.analysis import pareto
+from study.analysis.plots import arch_colors, use_log
+from study.analysis.table import METRICS
+
+W, H = 960, 560                       # SVG canvas (px)
+LEFT, RIGHT, TOP, BOTTOM = 80, 30, 20, 60
+# The tooltip: status, the numeric metrics (one list, table.METRICS), the derived costs, then the flags.
+TOOLTIP = ["status", *METRICS, *pareto.DERIVED_COSTS, "pred_hist", "collapsed"]
+TABLE = ["trial_id", "arch", "status", "val_acc", "test_acc", "collapsed", "epochs", "train_time_s",
+         "params_no_embedding", "samples_per_s"]
+
+SCRIPT = """
+const tip = document.getElementById('tip');
+function show(ev) {
+  const t = TRIALS[ev.target.dataset.i];
+  let rows = '';
+  for (const [k, v] of Object.entries(t)) {
+    rows += '<tr><th>' + esc(k) + '</th><td>' + esc(String(v)) + '</td></tr>';
+  }
+  tip.innerHTML = '<table>' + rows + '</table>';
+  tip.style.display = 'block';
+  const x = Math.min(ev.pageX + 14, window.scrollX + window.innerWidth - tip.offsetWidth - 10);
+  tip.style.left = x + 'px';
+  tip.style.top = (ev.pageY + 14) + 'px';
+}
+function esc(s) {
+  return s.replace(/[&<>"]/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]));
+}
+for (const c of document.querySelectorAll('circle[data-i]')) {
+  c.addEventListener('mousemove', show);
+  c.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
+}
+"""
+
+STYLE = """
+body { font-family: sans-serif; margin: 24px; color: #222; }
+svg { background: #fff; border: 1px solid #ddd; }
+circle[data-i] { cursor: pointer; }
+circle[data-i]:hover { stroke: #000; stroke-width: 2; }
+#tip { position: absolute; display: none; background: #fffff4; border: 1px solid #888; padding: 6px;
+       font-size: 12px; box-shadow: 2px 2px 6px #0003; max-width: 420px; }
+#tip th { text-align: left; padding-right: 10px; font-weight: normal; color: #555; }
+table.trials { border-collapse: collapse; font-size: 13px; }
+table.trials td, table.trials th { border: 1px solid #ccc; padding: 2px 6px; }
+"""
+
+
+def write_page(table: pd.DataFrame, fronts: dict[str, list[str]], path,
+               accuracy: str = pareto.ACCURACY, title: str = "Pareto fronts") -> Path:
+    """Write the page; ``fronts`` is ``{cost: [trial ids]}`` as in ``pareto.json``."""
+    colors = arch_colors(table["arch"]) if len(table) else {}
+    records = [_record(r) for _, r in table.iterrows()]
+    sections = [_section(table, cost, ids, accuracy, colors) for cost, ids in fronts.items()]
+    legend = " ".join(f'<span style="color:{c}">&#9679;</span> {html.escape(a)}'
+                      for a, c in colors.items())
+    data = json.dumps(records, default=str).replace("</", "<\\/")   # cannot close the script tag
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Fronts are selected on <b>{accuracy}</b> (validation accuracy, the y axis); test accuracy is shown in
+each trial's tooltip and in the table below. Filled dots: finished trials; hollow: running or failed
+(never on a front). Black step line: the front. Hover a dot for the trial's hyperparameters and
+metrics. {legend}</p>
+{''.join(sections)}
+<h2>All trials</h2>
+{_trials_table(table)}
+<div id="tip"></div>
+<script>
+const TRIALS = {data};
+{SCRIPT}</script>
+</body></html>
+"""
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _record(row: pd.Series) -> dict:
+    """The tooltip's fields for one trial: id, arch, metrics, then hyperparameters."""
+    out = {"trial_id": row.get("trial_id"), "arch": row.get("arch")}
+    for key in TOOLTIP + sorted(k for k in row.index if str(k).startswith("config/")):
+        if key in row.index and (value := fmt.cell(row[key])) != "n/a":    # skip other archs' keys
+            out[key] = value
+    return out
+
+
+
+
+def _section(table, cost, ids, accuracy, colors) -> str:
+    label = pareto.COSTS.get(cost, (cost, ""))[0]
+    acc = pd.to_numeric(table.get(accuracy), errors="coerce").to_numpy(float)
+    cst = pd.to_numeric(table.get(cost), errors="coerce").to_numpy(float)
+    has = np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
+    if not has.any():
+        return f"<h2>{html.escape(accuracy)} vs {html.escape(label)}</h2><p>No trial has both yet.</p>"
+    log = use_log(cst[has])
+    x0, x1 = cst[has].min(), cst[has].max()
+    y0, y1 = acc[has].min(), acc[has].max()
+    if log:
+        x0, x1 = x0 / 1.3, x1 * 1.3
+    else:
+        pad = (x1 - x0) * 0.05 or max(abs(x0) * 0.1, 1.0)
+        x0, x1 = max(0.0, x0 - pad), x1 + pad
+    ypad = (y1 - y0) * 0.08 or 0.02
+    y0, y1 = max(0.0, y0 - ypad), min(1.0, y1 + ypad)
+    tx = (lambda v: math.log10(v)) if log else (lambda v: v)
+
+    def sx(v):
+        return LEFT + (tx(v) - tx(x0)) / (tx(x1) - tx(x0)) * (W - LEFT - RIGHT)
+
+    def sy(v):
+        return H - BOTTOM - (v - y0) / (y1 - y0) * (H - TOP - BOTTOM)
+
+    parts = [_axes(x0, x1, y0, y1, log, sx, sy, label, accuracy)]
+    finished = pareto.eligible(table, cost, accuracy).to_numpy()
+    for i in np.flatnonzero(has):
+        color = colors[str(table["arch"].iloc[i])]
+        fill = color if finished[i] else "none"
+        parts.append(f'<circle data-i="{i}" cx="{sx(cst[i]):.1f}" cy="{sy(acc[i]):.1f}" r="6" '
+                     f'fill="{fill}" fill-opacity="0.8" stroke="{color}" stroke-width="1.5"/>')
+    pos = {str(t): i for i, t in enumerate(table["trial_id"])}
+    pts = [(cst[pos[t]], acc[pos[t]]) for t in ids if t in pos]
+    if pts:   # step line: horizontal to the next front trial's cost, then up to its accuracy
+        d = f"M{sx(pts[0][0]):.1f},{sy(pts[0][1]):.1f}"
+        for (_, ya), (xb, yb) in zip(pts, pts[1:]):
+            d += f" L{sx(xb):.1f},{sy(ya):.1f} L{sx(xb):.1f},{sy(yb):.1f}"
+        parts.insert(1, f'<path d="{d}" fill="none" stroke="#000" stroke-width="1.8"/>')
+    return (f"<h2>{html.escape(accuracy)} vs {html.escape(label)}</h2>"
+            f"<p>{len(pts)} trials on the front: {html.escape(', '.join(ids))}</p>"
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+            f'viewBox="0 0 {W} {H}">{"".join(parts)}</svg>')
+
+
+def _axes(x0, x1, y0, y1, log, sx, sy, xlabel, accuracy) -> str:
+    base, right = H - BOTTOM, W - RIGHT
+    out = [f'<line x1="{LEFT}" y1="{base}" x2="{right}" y2="{base}" stroke="#333"/>',
+           f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}" stroke="#333"/>']
+    xt = LogLocator(base=10, subs=(1.0, 2.0, 5.0)).tick_values(x0, x1) if log \
+        else MaxNLocator(8).tick_values(x0, x1)
+    for v in [v for v in xt if x0 <= v <= x1]:
+        x = sx(v)
+        out.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{base}" stroke="#eee"/>'
+                   f'<text x="{x:.1f}" y="{base + 18}" font-size="12" text-anchor="middle">'
+                   f'{_tick(v)}</text>')
+    for v in [v for v in MaxNLocator(8).tick_values(100 * y0, 100 * y1) if 100 * y0 <= v <= 100 * y1]:
+        y = sy(v / 100)
+        out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>'
+                   f'<text x="{LEFT - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">{v:g}</text>')
+    out.append(f'<text x="{(LEFT + right) / 2}" y="{H - 15}" font-size="14" text-anchor="middle">'
+               f'{html.escape(xlabel)}{", log scale" if log else ""}</text>')
+    out.append(f'<text transform="translate(20,{(TOP + base) / 2}) rotate(-90)" font-size="14" '
+               f'text-anchor="middle">{html.escape(accuracy)} (%)</text>')
+    return "".join(out)
+
+
+def _tick(v: float) -> str:
+    if v >= 1e6:
+        return f"{v / 1e6:g}M"
+    if v >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
+
+
+def _trials_table(table: pd.DataFrame) -> str:
+    cols = [c for c in TABLE if c in table.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(fmt.cell(r[c])))}</td>" for c in cols) + "</tr>"
+                   for _, r in table.iterrows())
+    return f'<table class="trials"><tr>{head}</tr>{body}</table>'

@@ -1,0 +1,82 @@
+"""The trials table: one row per trial, numbers typed, derived costs and the collapse flag added.
+
+    from study.analysis.table import trials_table, best_per_arch
+    t = trials_table(results.trials_frame(path))
+    best = best_per_arch(t)            # each architecture's best finished trial by val_acc
+
+``METRICS`` is the one list of numeric metric columns that the report, the page and the tables use; the
+collapse rule is ``study.train.metrics.is_collapsed`` (the same rule the diagnosis applies).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from study.analysis import pareto
+from study.train import metrics
+
+METRICS = ["val_acc", "test_acc", "macro_f1", "majority_share", "train_time_s", "epoch_time_s",
+           "samples_per_s", "params_total", "params_trainable", "params_no_embedding",
+           "max_params_per_layer", "epochs", "peak_rss_mb", "train_loss", "val_loss"]
+
+
+def trials_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Normalise ``results.trials_frame``'s output: numbers numeric, derived cost and collapse columns
+    added. A metric missing from trials that reported results is an error, not "n/a" in the report (a
+    renamed metric must fail loudly); a study with no result yet gets empty metric columns."""
+    t = frame.copy().reset_index(drop=True)
+    for col in ("trial_id", "arch", "status"):
+        if col not in t.columns:
+            raise ValueError(f"trials table lacks the column {col!r}")
+    reported = "epochs" in t.columns and bool((pd.to_numeric(t["epochs"], errors="coerce") > 0).any())
+    for col in METRICS:
+        if col not in t.columns:
+            if reported:
+                raise ValueError(f"trials reported results but none has the metric {col!r} (renamed?)")
+            t[col] = np.nan
+    for col in METRICS:
+        t[col] = pd.to_numeric(t[col], errors="coerce").astype(float)
+    t["trial_id"] = t["trial_id"].astype(str)
+    t["arch"] = t["arch"].fillna("?").astype(str)
+    t["status"] = t["status"].fillna("UNKNOWN").astype(str)
+    t = pareto.with_derived_costs(t)
+    hist = t["pred_hist"] if "pred_hist" in t.columns else pd.Series(None, index=t.index, dtype=object)
+    t["num_classes"] = [len(h) if isinstance(h, (list, tuple, np.ndarray)) and len(h) else np.nan
+                        for h in hist]
+    t["collapsed"] = collapsed_mask(t)
+    return t
+
+
+def collapsed_mask(t: pd.DataFrame) -> pd.Series:
+    """True where a trial predicts (almost) one class at (about) chance accuracy; False when unknown."""
+    out = metrics.is_collapsed(pd.to_numeric(t["test_acc"], errors="coerce"),
+                               pd.to_numeric(t["majority_share"], errors="coerce"),
+                               pd.to_numeric(t["num_classes"], errors="coerce"))
+    return out.fillna(False).astype(bool)
+
+
+def parquet_ready(t: pd.DataFrame) -> pd.DataFrame:
+    """Object columns Parquet cannot type (mixed lists/strings/NaN, e.g. ``config/widths``) as JSON text."""
+    import pyarrow as pa
+
+    out = t.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        vals = [None if (isinstance(v, float) and np.isnan(v)) else v for v in out[col]]
+        try:
+            pa.array(vals)
+            out[col] = pd.Series(vals, index=out.index, dtype=object)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            out[col] = [None if v is None else v if isinstance(v, str) else json.dumps(v, default=str)
+                        for v in vals]
+    return out
+
+
+def best_per_arch(t: pd.DataFrame) -> pd.DataFrame:
+    """Each architecture's best finished trial by val_acc (ties: lower training time)."""
+    done = t[t["status"].isin(pareto.FINISHED) & t["val_acc"].notna()]
+    done = done.sort_values(["val_acc", "train_time_s"], ascending=[False, True], kind="stable")
+    return done.groupby("arch", sort=True).head(1).sort_values("arch")

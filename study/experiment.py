@@ -1,0 +1,65 @@
+"""The experiment folder's layout: what the search writes and the analysis reads. No Ray, no torch.
+
+    <storage-path>/<name>/
+        launch.json     the study's settings, written by ``study run`` when it claims the name
+        trials.json     one entry per trial (id, arch, status, config, last result, error), rewritten by
+                        the driver whenever a trial reports, finishes or fails
+        optuna.db       the Optuna studies (one per architecture), for optuna-dashboard
+        ...             Ray Tune's own state, trial folders and checkpoints
+
+``storage-path`` is a local folder, an NFS path or a URI that pyarrow's filesystems accept.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from study.errors import UsageError
+
+LAUNCH_FILE = "launch.json"
+TRIALS_FILE = "trials.json"
+OPTUNA_FILE = "optuna.db"
+
+
+class ExperimentError(UsageError):
+    """A missing or unreadable experiment; the message is one line."""
+
+
+def experiment_path(storage_path: str, name: str) -> str:
+    if "://" in storage_path:
+        return f"{storage_path.rstrip('/')}/{name}"
+    return str(Path(storage_path).expanduser().resolve() / name)
+
+
+def _filesystem(path: str):
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+
+
+def write_json(path: str, data) -> None:
+    """Write JSON so that a reader never sees half a file (local: temp file + rename)."""
+    text = json.dumps(data, indent=1, default=str).encode()
+    if "://" not in path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{path}.tmp{os.getpid()}"
+        Path(tmp).write_bytes(text)
+        os.replace(tmp, path)
+        return
+    fs, p = _filesystem(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as handle:
+        handle.write(text)
+
+
+def read_json(path: str):
+    """The parsed file, or None when it does not exist."""
+    fs, p = _filesystem(path)
+    try:
+        with fs.open_input_stream(p) as handle:
+            return json.loads(handle.readall())
+    except (FileNotFoundError, OSError):
+        return None
+
+

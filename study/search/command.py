@@ -1,0 +1,206 @@
+"""``study run``, ``study resume``, ``study status``: a Ray Tune study over several architectures.
+
+One experiment holds all architectures so they share the cluster; each search-space file gets exactly
+``--num-samples`` trials (``searcher.py``), stopped early by ASHA on ``val_acc``; each trial is the thin
+adapter of ``trial.py``. The experiment folder's layout is in ``study/experiment.py``.
+
+    python -m study run --store S --space search_spaces/cnn.yaml --space search_spaces/lstm.yaml \\
+        --name demo --storage-path results/ray --num-samples 8 [--address HOST:PORT] [--gpus-per-trial 0.25]
+    python -m study resume --storage-path results/ray --name demo
+    python -m study status --storage-path results/ray --name demo [--json]
+
+Ray is imported only inside ``run`` and ``resume``, after ``ray_env.connect`` has prepared its environment;
+``status`` reads ``trials.json`` and never imports Ray.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from data_prep import store as store_mod
+from study import experiment
+from study.errors import UsageError, reported_as_usage
+from study.search import spaces as spaces_mod
+from study.search.ray_env import connect
+from study.train.config import TrainConfig
+
+
+def _tune_parts():
+    """Ray's pieces, imported once ``connect`` has run."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler
+
+    from study.search import progress, searcher, trial
+    return tune, CSVLoggerCallback, JsonLoggerCallback, ASHAScheduler, progress, searcher, trial
+
+
+def trial_dirname(trial) -> str:
+    """Short trial folders (Ray's default name embeds every config value)."""
+    return f"{trial.config.get('arch', 'trial')}_{trial.trial_id}"
+
+
+def run(args) -> int:
+    started = time.time()
+    if args.num_samples < 1:
+        raise UsageError("--num-samples must be >= 1")
+    path = experiment.experiment_path(args.storage_path, args.name)
+    with reported_as_usage(spaces_mod.SpaceError, store_mod.StoreError):
+        spaces = [spaces_mod.load_space(f) for f in args.space]
+        if "://" not in args.store:
+            args.store = os.path.abspath(args.store)  # trial workers run in their own working directories
+        manifest = store_mod.read_manifest(args.store)
+    arches = [s.arch for s in spaces]
+    if len(set(arches)) != len(arches):
+        raise UsageError(f"two --space files for the same architecture: {arches}")
+    overrides = {"epochs": args.max_epochs} if args.max_epochs else {}
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    max_t = max(TrainConfig.from_flat({**s.fixed, **overrides, "arch": s.arch}).epochs for s in spaces)
+    total = args.num_samples * len(spaces)
+    exists = UsageError(f"experiment {args.name!r} already exists at {path}; continue it with "
+                        f"`python -m study resume --storage-path {args.storage_path} --name {args.name}` "
+                        f"or choose another --name")
+    if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None:
+        raise exists  # before starting Ray: the common case answers at once
+    connect(args.address)
+    tune, CSVLogger, JsonLogger, ASHAScheduler, progress, searcher_mod, trial_mod = _tune_parts()
+    if tune.Tuner.can_restore(path):
+        raise exists
+    local = "://" not in path
+    launch = {"store": args.store, "store_hash": manifest["content_hash"], "spaces": args.space,
+              "arches": arches, "num_samples": args.num_samples, "total_trials": total, "max_epochs": max_t,
+              "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
+              "seed": args.seed, "max_failures": args.max_failures, "created": time.time()}
+    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)  # claims the name
+
+    searcher = searcher_mod.ArchSearcher(
+        spaces, args.num_samples, seed=args.seed or 0, study_name=args.name, overrides=overrides,
+        storage_url=f"sqlite:///{path}/{experiment.OPTUNA_FILE}" if local else None)
+    tuner = tune.Tuner(
+        trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=total, reuse_actors=True,
+            scheduler=ASHAScheduler(metric=searcher_mod.METRIC, mode=searcher_mod.MODE, max_t=max_t,
+                                    grace_period=1),
+            max_concurrent_trials=args.max_concurrent, time_budget_s=args.time_budget_s,
+            trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
+            verbose=0, callbacks=[progress.ProgressLine(total), progress.TrialsSnapshot(path),
+                                  JsonLogger(), CSVLogger()],
+            failure_config=tune.FailureConfig(max_failures=args.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
+    return _fit(tuner, path, started)
+
+
+def resume(args) -> int:
+    started = time.time()
+    path = experiment.experiment_path(args.storage_path, args.name)
+    launch = experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}")
+    missing = UsageError(f"no study {args.name!r} to resume at {path}")
+    if launch is None:
+        raise missing
+    connect(args.address)
+    tune, *_, trial_mod = _tune_parts()
+    if not tune.Tuner.can_restore(path):
+        raise missing
+    _repair_checkpoints(path)
+    tuner = tune.Tuner.restore(
+        path, trial_mod.trainable(launch["store"], launch["store_hash"], launch["cpus_per_trial"],
+                                  launch["gpus_per_trial"]),
+        resume_unfinished=True, resume_errored=True)
+    print(f"resuming study {args.name} ({launch['total_trials']} trials) from {path}", flush=True)
+    return _fit(tuner, path, started)
+
+
+def _repair_checkpoints(path: str) -> None:
+    """Ray deletes a trial's previous checkpoint as soon as it registers the next one (num_to_keep) but
+    uploads the experiment state in the background, so after a crash the saved state can name a checkpoint
+    that is gone. Put the trial's newest checkpoint in its place: ours carry epoch, history and RNG state,
+    so the trial continues from the newer point instead of failing to restore."""
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    for trial in tune.ExperimentAnalysis(path).trials:
+        checkpoint = trial.checkpoint
+        if checkpoint is None:
+            continue
+        fs, missing = checkpoint.filesystem, checkpoint.path
+        if fs.get_file_info(missing).type != pafs.FileType.NotFound:
+            continue
+        trial_dir = missing.rsplit("/", 1)[0]
+        found = sorted(info.path for info in fs.get_file_info(pafs.FileSelector(trial_dir))
+                       if info.base_name.startswith("checkpoint_") and info.type == pafs.FileType.Directory)
+        if found:
+            fs.create_dir(missing, recursive=True)
+            pafs.copy_files(found[-1], missing, source_filesystem=fs, destination_filesystem=fs)
+            print(f"trial {trial.trial_id}: {missing.rsplit('/', 1)[1]} was deleted before the crash; "
+                  f"continuing from {found[-1].rsplit('/', 1)[1]}", flush=True)
+
+
+def _fit(tuner, path: str, started: float) -> int:
+    from study.analysis.results import trials_frame
+
+    start = time.time()
+    tuner.fit()
+    wall = time.time() - start
+    frame = trials_frame(path)
+    train_s = float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+    errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
+    # Ray's overhead at a glance: set-up (Ray start, connect) and the fit's wall time against training time.
+    print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s "
+          f"in total; {errored} errored", flush=True)
+    return 1 if errored else 0
+
+
+def status(args) -> int:
+    from study.analysis.results import trials_frame
+
+    frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
+    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "node_id", "gpu_ids"]
+    if len(frame):
+        view = frame[[c for c in cols if c in frame]].copy()
+        if "node_id" in view:
+            view["node_id"] = view["node_id"].map(lambda n: str(n)[:8] if n else "-")
+        print(view.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print("  ".join(f"{s}: {n}" for s, n in frame["status"].value_counts().items()))
+    else:
+        print("no trials yet")
+    if args.json:
+        records = json.loads(frame.to_json(orient="records")) if len(frame) else []
+        print(json.dumps({"trials": records}))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def add_run_arguments(p) -> None:
+    p.add_argument("--store", required=True, help="store folder or URI every node can read")
+    p.add_argument("--space", required=True, action="append", help="search-space YAML (repeatable)")
+    p.add_argument("--name", required=True, help="experiment name; must be new (use resume to continue one)")
+    p.add_argument("--storage-path", required=True, help="experiment root: local, NFS path or URI")
+    p.add_argument("--num-samples", type=int, required=True, help="trials per search space")
+    p.add_argument("--max-epochs", type=int, help="override each space's epochs (ASHA's max_t)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions pack trials on one GPU")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the TPE samplers and every trial's training")
+    p.add_argument("--time-budget-s", type=float, help="stop starting/continuing trials after this many seconds")
+    p.add_argument("--max-concurrent", type=int, help="most trials at once (default: as resources allow)")
+    p.add_argument("--max-failures", type=int, default=1, help="retries of a trial whose worker died")
+
+
+def add_resume_arguments(p) -> None:
+    p.add_argument("--storage-path", required=True, help="experiment root given to run")
+    p.add_argument("--name", required=True, help="experiment name given to run")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+
+
+def add_status_arguments(p) -> None:
+    p.add_argument("--storage-path", required=True, help="experiment root given to run")
+    p.add_argument("--name", required=True, help="experiment name given to run")
+    p.add_argument("--json", action="store_true", help="also print {\"trials\": [...]} as the last line")

@@ -1,0 +1,52 @@
+"""Ray's environment and the connection to a cluster: quiet, no dashboard, nothing written to ~/.ray.
+
+Ray reads its settings (auth mode and token included) once, when it is imported, so ``connect`` prepares
+the environment first and imports Ray only then; every module of this package that imports Ray is
+imported after ``prepare`` has run (see ``command.py``).
+
+    from study.search.ray_env import connect
+    connect("127.0.0.1:6379")      # or None: RAY_ADDRESS, else a private local Ray instance
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from study.errors import UsageError, one_line
+
+QUIET = {
+    "RAY_AIR_NEW_OUTPUT": "0",  # the old engine honours verbose=0 and our own progress line
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no TensorBoard files; JSON + CSV loggers are added explicitly
+    # A checkpoint every epoch with num_to_keep=1 snapshots the state every epoch: wanted (a resumed study
+    # must find every reported checkpoint), so Ray's warning about it is noise here.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+}
+
+
+def prepare(address: str | None) -> None:
+    """Set Ray's environment; call before Ray is imported. A new local instance gets its own token:
+    Ray >= 2.5x turns token auth on for a fresh local cluster and would write ~/.ray/auth_token."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    if address or os.environ.get("RAY_ADDRESS") or "RAY_AUTH_MODE" in os.environ:
+        return  # joining a cluster: its auth settings come from the user's environment
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+def connect(address: str | None) -> None:
+    """Join ``address`` (or RAY_ADDRESS), else start Ray here."""
+    prepare(address)
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    try:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {one_line(exc)}") from None

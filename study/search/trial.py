@@ -1,0 +1,69 @@
+"""The trial: a thin adapter between a Tune config dict and the plain trainer, run in Ray's workers.
+
+    trainable = tune.with_parameters(train_trial, store_uri=uri, store_hash=content_hash)
+
+The store travels as parameters of the trainable, not as hyperparameters, so a trial's config is exactly
+its hyperparameters. Each worker process loads a store once (actors are reused) and checks that its
+content hash is the one the study was launched with.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import ray
+from ray import tune
+
+from data_prep import store as store_mod
+
+_STORES: dict[tuple[str, str], store_mod.Store] = {}  # one load per worker process
+
+
+def cached_store(uri: str, expected_hash: str) -> store_mod.Store:
+    key = (uri, expected_hash)
+    if key not in _STORES:
+        loaded = store_mod.load(uri)
+        if loaded.content_hash != expected_hash:
+            raise store_mod.StoreError(f"store {uri} changed since launch (hash {loaded.content_hash[:12]}, "
+                                       f"launched with {expected_hash[:12]})")
+        _STORES[key] = loaded
+    return _STORES[key]
+
+
+def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
+    """Tune function trainable: config -> TrainConfig -> trainer.train, one report + checkpoint per epoch."""
+    import torch
+
+    from study.train import trainer
+    from study.train.config import TrainConfig
+
+    cfg = TrainConfig.from_flat(config)
+    store = cached_store(store_uri, store_hash)
+    context = ray.get_runtime_context()
+    gpu_ids = [str(g) for g in ray.get_gpu_ids()]
+    # Logical GPUs (declared with --num-gpus on a machine without CUDA) still get ids: fall back to CPU.
+    device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
+    threads = max(1, int(context.get_assigned_resources().get("CPU", 1)))
+    tags = {"arch": cfg.arch, "node_id": context.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid()}
+
+    resume, resumed_from = None, 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = trainer.load_checkpoint(folder)
+        resumed_from = int(resume.get("epoch", 0))
+
+    def on_epoch(metrics: dict, get_state) -> None:
+        # In the trial's working folder (inside Ray's session dir), so a killed worker leaves no litter in /tmp.
+        with tempfile.TemporaryDirectory(prefix="ckpt-", dir=os.getcwd()) as folder:
+            trainer.save_checkpoint(get_state(), folder)
+            tune.report({**metrics, **tags, "resumed_from": resumed_from},
+                        checkpoint=tune.Checkpoint.from_directory(folder))
+
+    trainer.train(cfg, store, device=device, threads=threads, resume=resume, on_epoch=on_epoch)
+
+
+def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float):
+    """The trainable Tune runs: the trial function with its store and its resources."""
+    return tune.with_resources(tune.with_parameters(train_trial, store_uri=store_uri, store_hash=store_hash),
+                               {"cpu": cpus, "gpu": gpus})

@@ -1,0 +1,182 @@
+"""The report on a realistic hand-made trials frame: files written, table contents, collapse flag."""
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from study.analysis import report
+from study.analysis.table import trials_table
+
+
+def _trial(i, arch, status, val, test, time_s, params, sps, *, share=0.45, freeze=False, epochs=4,
+           **config):
+    hist = [40, 30, 30] if share < 0.9 else [97, 2, 1]
+    row = {"trial_id": f"t{i:03d}", "arch": arch, "status": status, "node_id": "node-a", "gpu_ids": [],
+           "epochs": epochs, "epoch": epochs, "val_acc": val, "test_acc": test,
+           "macro_f1": None if test is None else test - 0.01, "train_loss": 0.6, "val_loss": 0.7,
+           "recall": [0.5, 0.5, 0.5], "pred_hist": hist, "majority_share": share,
+           "samples_per_s": sps, "epoch_time_s": None if time_s is None else time_s / epochs,
+           "train_time_s": time_s, "params_total": 2_000_000 + params,
+           "params_trainable": params + (0 if freeze else 2_000_000), "params_no_embedding": params,
+           "max_params_per_layer": params // 2, "peak_rss_mb": 900.0, "device": "cpu", "threads": 2,
+           "config/arch": arch, "config/epochs": 10, "config/lr": 1e-3, "config/batch_size": 64,
+           "config/freeze_embeddings": freeze, "config/seed": i}
+    row.update({f"config/{k}": v for k, v in config.items()})
+    return row
+
+
+def make_frame() -> pd.DataFrame:
+    """24 trials of three architectures: collapsed LSTMs, one running, one failed, one pending."""
+    rows = []
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        acc = 0.78 + 0.09 * rng.random()
+        rows.append(_trial(i, "cnn", "TERMINATED", acc, acc - 0.01, 200 + 250 * i, 6_000 + 40_000 * i,
+                           400 - 30 * i, freeze=bool(i % 2), widths="3,4,5" if i % 2 else [1, 2, 3, 5],
+                           filters=10 + 20 * i, activation="relu"))
+    for i in range(8, 16):
+        bad = i < 12
+        acc = 0.33 if bad else 0.70 + 0.06 * rng.random()
+        rows.append(_trial(i, "lstm", "TERMINATED", acc, acc + (0.005 if bad else -0.02),
+                           1500 + 400 * i, 200_000 * (1 + i % 3), 40 + i, share=0.97 if bad else 0.5,
+                           hidden_size=64 * (1 + i % 3), num_layers=1 + i % 2, readout="last_step"
+                           if bad else "max", freeze=i % 3 == 0))
+    for i in range(16, 21):
+        acc = 0.80 + 0.01 * (i - 16)
+        rows.append(_trial(i, "fasttext", "TERMINATED", acc, acc - 0.005, 5.0 * (i - 15),
+                           1_500 * (i - 15), 20_000 / (i - 15), bigram_buckets=1000 * (i - 16),
+                           freeze=True))
+    rows.append(_trial(21, "cnn", "RUNNING", 0.99, 0.99, 10.0, 1000, 500, epochs=1, widths="3"))
+    err = _trial(22, "lstm", "ERROR", None, None, None, 0, None, epochs=0, hidden_size=256)
+    err.update({k: None for k in ("params_total", "params_trainable", "params_no_embedding",
+                                  "max_params_per_layer", "pred_hist", "majority_share")})
+    rows.append(err)
+    rows.append({"trial_id": "t023", "arch": "fasttext", "status": "PENDING", "config/lr": 0.01})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    files = report.write_report(make_frame(), out)
+    return out, files
+
+
+def test_collapsed_flag_logic():
+    t = pd.DataFrame({"trial_id": list("abcde"), "arch": "lstm", "status": "TERMINATED",
+                      "majority_share": [0.95, 0.95, 0.85, 0.9, np.nan],
+                      "test_acc": [0.36, 0.45, 0.34, 0.5, 0.33],
+                      "pred_hist": [[90, 5, 5], [90, 5, 5], [80, 10, 10], [9, 1], None]})
+    flags = trials_table(t).set_index("trial_id")["collapsed"]
+    # a: one class at chance; b: one class but 12 points above chance; c: share under 0.9;
+    # d: binary, share exactly 0.9, accuracy exactly chance; e: unknown -> not flagged
+    assert flags.to_dict() == {"a": True, "b": False, "c": False, "d": True, "e": False}
+
+
+def test_files_written(written):
+    out, files = written
+    for name in ("trials.parquet", "pareto.json", "pareto.html", "summary.md"):
+        assert (out / name).stat().st_size > 0
+    for cost in ("train_time_s", "params_no_embedding", "train_s_per_1k_samples"):
+        w, h = Image.open(out / f"pareto_{cost}.png").size
+        assert w >= 1000 and h >= 700
+        assert ET.parse(out / f"pareto_{cost}.svg").getroot().tag.endswith("svg")
+    page = (out / "pareto.html").read_text()
+    assert re.findall(r"<script[^>]*>", page) == ["<script>"]     # one inline script, nothing loaded
+    assert "src=" not in page and "<link" not in page
+    for i in range(24):
+        assert f"t{i:03d}" in page
+
+
+def test_parquet_columns(written):
+    out, _ = written
+    t = pq.read_table(out / "trials.parquet").to_pandas()
+    needed = {"trial_id", "arch", "status", "val_acc", "test_acc", "macro_f1", "train_time_s",
+              "epoch_time_s", "samples_per_s", "params_total", "params_trainable",
+              "params_no_embedding", "max_params_per_layer", "epochs", "peak_rss_mb", "collapsed",
+              "train_s_per_1k_samples", "config/lr", "config/widths", "config/freeze_embeddings"}
+    assert needed <= set(t.columns)
+    assert len(t) == 24
+    assert t.loc[t.trial_id == "t000", "train_s_per_1k_samples"].item() == pytest.approx(1000 / 400)
+    assert sorted(t.loc[t.collapsed, "trial_id"]) == ["t008", "t009", "t010", "t011"]
+
+
+def test_fronts_only_finished(written):
+    out, _ = written
+    doc = json.loads((out / "pareto.json").read_text())
+    assert doc["accuracy"] == "val_acc"
+    fronts = doc["fronts"]
+    assert set(fronts) >= {"train_time_s", "params_no_embedding", "train_s_per_1k_samples"}
+    frame = make_frame()
+    finished = set(frame.loc[frame.status == "TERMINATED", "trial_id"])
+    for ids in fronts.values():
+        assert ids and set(ids) <= finished          # t021 (running, 0.99) never enters
+    # fasttext t020 is both the most accurate (0.84) and among the cheapest in time
+    assert "t020" in fronts["train_time_s"]
+
+
+def test_summary_table(written):
+    out, _ = written
+    md = (out / "summary.md").read_text()
+    frame = make_frame()
+    done = frame[frame.status == "TERMINATED"]
+    header = next(line for line in md.splitlines() if line.startswith("| | "))
+    assert header == "| | cnn | fasttext | lstm |"
+    for row in ("Training time", "Epoch time", "Num epochs", "Samples/s", "Max params per layer",
+                "Total params", "Params without embeddings", "Test accuracy", "Val accuracy"):
+        assert any(line.startswith(f"| {row}") for line in md.splitlines()), row
+    best_cnn = done[done.arch == "cnn"].sort_values("val_acc").iloc[-1]
+    test_row = next(line for line in md.splitlines() if line.startswith("| Test accuracy"))
+    assert f"{best_cnn.test_acc:.3f}" in test_row.split("|")[2]
+    assert "TERMINATED 21" in md and "ERROR 1" in md and "RUNNING 1" in md and "PENDING 1" in md
+    assert "`t022`" in md.split("## Failed trials")[1]           # the failed LSTM is listed
+    # fasttext was only sampled frozen
+    assert "| fasttext | fine-tuned | 0 | not sampled |" in md
+    collapsed = md.split("## Collapsed trials")[1]
+    assert "`t008`" in collapsed and "python -m study diagnose" in collapsed
+    assert "cheaper in train_time_s" in md
+
+
+def test_summary_links_diagnosis(tmp_path):
+    (tmp_path / "diagnosis.md").write_text("# diagnosis\n")
+    report.write_report(make_frame(), tmp_path)
+    assert "[diagnosis.md](diagnosis.md)" in (tmp_path / "summary.md").read_text()
+
+
+def test_empty_and_failed_only_study(tmp_path):
+    frame = pd.DataFrame([{"trial_id": "x1", "arch": "lstm", "status": "ERROR"},
+                          {"trial_id": "x2", "arch": "cnn", "status": "PENDING"}])
+    files = report.write_report(frame, tmp_path)
+    assert json.loads(files["pareto.json"].read_text())["fronts"]["train_time_s"] == []
+    md = files["summary.md"].read_text()
+    assert "No finished trial" in md and "`x1`" in md
+    assert "x1" in files["pareto.html"].read_text()
+
+
+@pytest.mark.slow
+def test_report_on_a_real_small_study(synthetic_store, tmp_path, capsys):
+    """Ray Tune study (one trial per architecture, one epoch) -> `study report` -> the original study table."""
+    from study.__main__ import main as cli
+
+    spaces = [f"search_spaces/{a}.yaml" for a in ("cnn", "lstm", "fasttext")]
+    args = ["run", "--store", synthetic_store, "--name", "rep", "--storage-path", str(tmp_path / "exp"),
+            "--num-samples", "1", "--max-epochs", "1"]
+    for space in spaces:
+        args += ["--space", space]
+    assert cli(args) == 0
+    out = tmp_path / "report"
+    assert cli(["report", "--storage-path", str(tmp_path / "exp"), "--name", "rep", "--out", str(out)]) == 0
+    t = pd.read_parquet(out / "trials.parquet")
+    assert sorted(t["arch"]) == ["cnn", "fasttext", "lstm"] and set(t["status"]) == {"TERMINATED"}
+    assert t[["val_acc", "test_acc", "train_time_s", "params_no_embedding"]].notna().all().all()
+    md = (out / "summary.md").read_text()
+    assert "| | cnn | fasttext | lstm |" in md
+    fronts = json.loads((out / "pareto.json").read_text())["fronts"]
+    assert all(set(ids) <= set(t["trial_id"]) and ids for ids in fronts.values())

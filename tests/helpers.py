@@ -1,0 +1,182 @@
+"""Shared test helpers: a synthetic store, a padding helper, and the process helpers of the real-Ray tests.
+
+Real-Ray helpers: every Ray process a test starts lives in a session of its own (``start_new_session``);
+cleanup kills the processes of exactly those sessions, plus any process whose command line names the
+test's private Ray temp dir, by pid. Nothing here calls ``ray stop`` or touches ~/.ray.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+
+from data_prep import store as store_mod
+
+
+def make_synthetic_store(path, *, per_class=60, num_classes=3, vocab_size=200, dim=16, seed=0,
+                         min_len=3, max_len=40) -> str:
+    """A learnable store: each class prefers its own block of words; lengths vary widely."""
+    rng = np.random.default_rng(seed)
+    class_names = [f"class{c}" for c in range(num_classes)]
+    words = vocab_size - 2
+    block = words // num_classes
+    rows, labels, splits = [], [], []
+    split_cycle = ["train"] * 6 + ["valid"] + ["test"] * 3
+    for label in range(num_classes):
+        for i in range(per_class):
+            length = int(rng.integers(min_len, max_len + 1))
+            own = rng.integers(2 + label * block, 2 + (label + 1) * block, size=length)
+            noise = rng.integers(2, vocab_size, size=length)
+            ids = np.where(rng.random(length) < 0.5, own, noise).astype(np.int32)
+            rows.append(ids)
+            labels.append(label)
+            splits.append(split_cycle[i % len(split_cycle)])
+    order = rng.permutation(len(rows))
+    sequences = store_mod.sequences_table([rows[i] for i in order], np.array(labels)[order],
+                                          np.array(splits)[order])
+    vocab = [store_mod.PAD_TOKEN, store_mod.UNK_TOKEN] + [f"w{i}" for i in range(words)]
+    vectors = rng.normal(0, 0.3, size=(vocab_size, dim)).astype(np.float32)
+    vectors[0] = 0.0
+    store_mod.write_store(str(path), sequences=sequences, vocab=vocab, vectors=vectors,
+                          class_names=class_names, source={"name": "synthetic", "seed": seed},
+                          params={"per_class": per_class, "dim": dim}, params_hash=f"synthetic-{seed}")
+    return str(path)
+
+
+def build_imdb_store(path, *, per_class: int = 1000) -> str:
+    """A small real store from the bundled IMDB reviews (real tokenizer, real gensim), in seconds."""
+    from data_prep.build import BuildParams, build
+
+    build(BuildParams(out=str(path), source="imdb", per_class=per_class, max_len=100, vector_size=32,
+                      w2v_epochs=2, workers=1), log=lambda _m: None)
+    return str(path)
+
+
+def pad(seqs: list[list[int]], width: int, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.zeros(len(seqs), width, dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        if side == "post":
+            ids[i, :len(s)] = torch.tensor(s)
+        else:
+            ids[i, width - len(s):] = torch.tensor(s)
+    return ids, torch.tensor([len(s) for s in seqs])
+
+
+# ---- real Ray: private temp dirs and tokens, sessions, cleanup by pid
+
+TINY_SPACES = {
+    "cnn": "arch: cnn\nfixed: {epochs: 1, max_len: 40}\nsearch:\n"
+           "  lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+           "  filters: {type: int, low: 2, high: 4}\n"
+           "  freeze_embeddings: {type: categorical, choices: [true, false]}\n",
+    "lstm": "arch: lstm\nfixed: {epochs: 1, max_len: 40}\nsearch:\n"
+            "  hidden_size: {type: int, low: 4, high: 8}\n"
+            "  readout: {type: categorical, choices: [max, mean]}\n",
+    "fasttext": "arch: fasttext\nfixed: {epochs: 1, max_len: 40}\nsearch:\n"
+                "  lr: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}\n"
+                "  dropout: {type: float, low: 0.0, high: 0.3}\n",
+}
+
+
+def write_spaces(folder: Path, arches=("cnn", "lstm", "fasttext")) -> list[str]:
+    paths = []
+    for arch in arches:
+        path = folder / f"tiny_{arch}.yaml"
+        path.write_text(TINY_SPACES[arch])
+        paths.append(str(path))
+    return paths
+
+
+def ray_env() -> dict:
+    """Environment for every Ray process of one test: its own temp dir and auth token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: socket paths max ~107 chars
+    atexit.register(shutil.rmtree, temp_dir, True)  # after the session, when its processes are gone
+    env.update(RAY_TMPDIR=temp_dir,
+               RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0",
+               RAY_agent_register_timeout_ms="120000")  # a busy 2-core CI box starts agents slowly
+    return env
+
+
+def study_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "study", *map(str, args)]
+
+
+def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group) with output to ``log``."""
+    handle = open(log, "ab")
+    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=Path(__file__).resolve().parents[2])
+
+
+def run(cmd: list[str], env: dict, log: Path, timeout: float) -> int:
+    """Run to completion in its own session; whatever it leaves behind is killed afterwards."""
+    proc = start(cmd, env, log)
+    try:
+        return proc.wait(timeout=timeout)
+    finally:
+        cleanup([proc.pid], env["RAY_TMPDIR"])
+
+
+def _ours(proc: psutil.Process, sessions: set[int], temp_dir: str) -> bool:
+    try:
+        if os.getsid(proc.pid) in sessions:
+            return True
+        return any(temp_dir in part for part in proc.cmdline())
+    except (psutil.Error, ProcessLookupError, PermissionError):
+        return False
+
+
+def leftovers(sessions, temp_dir: str) -> list[psutil.Process]:
+    me = os.getpid()
+    return [p for p in psutil.process_iter() if p.pid != me and _ours(p, set(sessions), temp_dir)]
+
+
+def cleanup(sessions, temp_dir: str, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL, the processes of ``sessions`` (session ids = leader pids) and temp dir."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        procs = leftovers(sessions, temp_dir)
+        for proc in procs:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=timeout / 2)
+        if not alive:
+            break
+    for sid in sessions:  # reap our direct children so they do not linger as zombies
+        try:
+            os.waitpid(sid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    assert not leftovers(sessions, temp_dir), "Ray processes survived cleanup"
+
+
+def status_json(storage: Path, name: str, env: dict) -> list[dict]:
+    out = subprocess.run(study_cmd("status", "--storage-path", storage, "--name", name, "--json"),
+                         env=env, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])["trials"]
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
