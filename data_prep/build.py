@@ -121,7 +121,7 @@ def check_out(out: str, new_hash: str, force: bool) -> dict | None:
 
 def build(params: BuildParams, log=log_stderr) -> tuple[dict, bool]:
     """Build (or reuse) the store at ``params.out``; returns (manifest, reused)."""
-    from data_prep import embed, labels, sources, tokenize  # heavy imports only when building
+    from data_prep import embed, labels, sources, tokens  # heavy imports only when building
 
     started = time.perf_counter()
     identity = source_identity(params.source, params.input)
@@ -150,23 +150,23 @@ def build(params: BuildParams, log=log_stderr) -> tuple[dict, bool]:
          f"{np.bincount(split, minlength=3).tolist()}")
 
     texts = corpus.texts(rows)
-    token_lists = tokenize.tokenize(texts, log=step)
+    token_lists = tokens.tokenize(texts, log=step)
     counted = np.ones(len(rows), bool) if params.w2v_on == "all" else split == labels.TRAIN
-    encoded = tokenize.encode(token_lists, counted, stem=params.stem, min_count=params.min_count)
+    encoded = tokens.encode(token_lists, counted, stem=params.stem, min_count=params.min_count)
     del token_lists
     lengths = np.diff(encoded.offsets)
     empty = int((lengths == 0).sum())
     step(f"tokenized {len(rows):,} texts: {len(encoded.ids):,} tokens, vocabulary {len(encoded.vocab):,} "
          f"(counted on {params.w2v_on}), {empty} texts without a word")
 
-    sentences = tokenize.sentences(encoded.words, encoded.offsets, np.flatnonzero(counted & (lengths > 0)))
+    sentences = tokens.sentences(encoded.words, encoded.offsets, np.flatnonzero(counted & (lengths > 0)))
     vectors, w2v_facts = embed.train_vectors(
         sentences, encoded.vocab, vector_size=params.vector_size, window=params.window, sg=params.sg,
         min_count=params.min_count, epochs=params.w2v_epochs, workers=params.workers or cpu_count(),
         seed=params.seed, log=step)
     del sentences
 
-    ids, offsets = tokenize.truncate(encoded.ids, encoded.offsets, params.max_len)
+    ids, offsets = tokens.truncate(encoded.ids, encoded.offsets, params.max_len)
     # A text with no word at all would be a zero-length sequence; store it as one <unk> so every row
     # is a valid model input (rare: reviews made only of digits or punctuation).
     ids, offsets = _fill_empty(ids, offsets)
