@@ -15,7 +15,7 @@ from data_prep.sources import PrepError
 
 MANIFEST_KEYS = {"schema_version", "num_classes", "class_names", "vocab_size", "embedding_dim", "pad_id",
                  "unk_id", "counts", "class_counts", "source", "params", "params_hash", "file_hashes",
-                 "content_hash", "max_length", "build"}
+                 "content_hash", "max_length", "build", "embedding_kinds", "embedding_files"}
 
 
 @pytest.fixture(scope="module")
