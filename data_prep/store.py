@@ -16,6 +16,7 @@ A store with one kind is exactly what stores were before kinds existed, and a ma
     s = load("stores/imdb1k")                          # the default kind
     s = load("stores/imdb1k", embedding="fasttext")    # another kind; StoreError if the store lacks it
     s.embedding_kind, s.embedding_kinds                # "fasttext", ["word2vec", "fasttext", "random"]
+    small = s.with_split_codes(codes)                  # the same store with other splits (-1: none)
 
 ``write_store`` builds it in a temporary folder beside the target and renames it into place, so a crash
 never leaves a half-written store. ``load`` returns flat numpy arrays (no per-row Python) and checks
@@ -23,6 +24,7 @@ the content hash of what it reads; ``verify`` checks every file. No pickle anywh
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -62,7 +64,7 @@ class Store:
     uri: str
     manifest: dict
     labels: np.ndarray  # (N,) int64
-    split_codes: np.ndarray  # (N,) int8, index into SPLITS
+    split_codes: np.ndarray  # (N,) int8, index into SPLITS; -1: in no split (see with_split_codes)
     lengths: np.ndarray  # (N,) int64
     offsets: np.ndarray  # (N+1,) int64
     tokens: np.ndarray  # (sum(lengths),) int32, never PAD_ID
@@ -102,6 +104,20 @@ class Store:
         if split not in self._split_cache:
             self._split_cache[split] = np.flatnonzero(self.split_codes == SPLITS.index(split))
         return self._split_cache[split]
+
+    def with_split_codes(self, codes: np.ndarray) -> Store:
+        """A copy with other splits: ``codes`` (N,) holds an index into SPLITS per row, or -1 for a row
+        that belongs to no split (e.g. a subsample). Data arrays are shared, not copied; ``manifest``
+        still describes the store on disk (its counts are the original splits')."""
+        codes = np.asarray(codes)
+        if codes.shape != self.split_codes.shape:
+            raise StoreError(f"split codes have shape {codes.shape}; this store has {len(self.split_codes)} rows")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise StoreError(f"split codes must be integers, got {codes.dtype}")
+        if codes.size and (codes.min() < -1 or codes.max() >= len(SPLITS)):
+            raise StoreError(f"split codes must lie in -1 .. {len(SPLITS) - 1} (-1: no split)")
+        # A private copy: the caller may go on editing its array, which must not change this store's splits.
+        return dataclasses.replace(self, split_codes=codes.astype(np.int8, copy=True), _split_cache={})
 
 
 # ---------------------------------------------------------------------------------------------- writing
