@@ -84,9 +84,9 @@ def random_vectors(vocab: list[str], vector_size: int, seed: int) -> tuple[np.nd
     """Seeded N(0, 1/D) word rows: element std 1/sqrt(D), so a vector's length is about 1.
 
     Why this scale and not a fixed N(0, 0.1^2): trained word2vec vectors here have element std close to
-    1/sqrt(D) at every D (std * sqrt(D) = 0.93, 0.95, 0.94 at D = 32, 100, 500; mean length 0.76-0.78;
-    IMDB, 1,000 reviews per class, seed settings), while a fixed 0.1 would make them 2.2 long at 500-d,
-    three times the trained ones. Matched scale means a model sees the same input magnitudes with either
+    1/sqrt(D) at every D (std * sqrt(D) = 0.93, 0.95, 0.94 at D = 32, 100, 500; mean length 0.75-0.78;
+    IMDB, 1,000 reviews per class, seed settings; docs/store.md shows the command for 500-d), while a
+    fixed 0.1 would make random vectors 2.2 long at 500-d, three times the trained ones. Matched scale means a model sees the same input magnitudes with either
     kind, so a difference in accuracy is the pretraining, not the scale.
     """
     rng = np.random.default_rng(seed)
