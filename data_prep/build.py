@@ -1,4 +1,4 @@
-"""The data_prep pipeline: read -> labels -> balance -> split -> tokenize -> vocabulary -> word2vec -> store.
+"""The data_prep pipeline: read -> labels -> balance -> split -> tokenize -> vocabulary -> embeddings -> store.
 
     from data_prep.build import BuildParams, build
     manifest, reused = build(BuildParams(source="imdb", out="/tmp/imdb1k", per_class=1000, max_len=400))
@@ -8,6 +8,9 @@ identified by ``params_hash``: the source identity (for files: absolute path, si
 the package version), every parameter that changes the data, and ``PIPELINE_VERSION``. If ``out`` already
 holds a store with that hash, it is reused in well under a second; a store with another hash is replaced
 only with ``force``. ``workers`` is recorded but not hashed: it changes speed, not the data's meaning.
+``embeddings`` lists the embedding kinds to train (``embed.EMBEDDING_KINDS``), the store's default first:
+
+    build(BuildParams(out="/tmp/imdb1k", per_class=1000, embeddings="word2vec,fasttext,random"))
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import store as store_mod
+from data_prep.embed import DEFAULT_KINDS, parse_kinds
 from data_prep.sources import SOURCES, PrepError, cpu_count, source_identity
 
 PIPELINE_VERSION = 1  # bump when a change to the code changes the stores it writes
@@ -48,10 +52,12 @@ class BuildParams:
     min_count: int = 1
     w2v_epochs: int = 5
     w2v_on: str = "train"
+    embeddings: tuple[str, ...] | str = DEFAULT_KINDS  # "word2vec,fasttext" is normalised to a tuple
     workers: int = 0  # 0 = one per core
     force: bool = False
 
     def __post_init__(self):
+        object.__setattr__(self, "embeddings", parse_kinds(self.embeddings))  # frozen: the one normalisation
         if self.source not in SOURCES:
             raise PrepError(f"unknown source {self.source!r}; expected one of {', '.join(SOURCES)}")
         if self.source == "imdb" and self.input:
@@ -86,6 +92,13 @@ class BuildParams:
         if self.source != "table":
             for key in ("text_col", "label_col"):
                 params.pop(key)
+        # The default kind is left out so that stores built before --embeddings existed keep their
+        # params_hash and are reused, not refused; any other list (order too: the first kind is the
+        # default) is a different build.
+        if self.embeddings == DEFAULT_KINDS:
+            params.pop("embeddings")
+        else:
+            params["embeddings"] = list(self.embeddings)
         return params
 
 
@@ -121,7 +134,7 @@ def check_out(out: str, new_hash: str, force: bool) -> dict | None:
 
 def build(params: BuildParams, log=log_stderr) -> tuple[dict, bool]:
     """Build (or reuse) the store at ``params.out``; returns (manifest, reused)."""
-    from data_prep import embed, labels, sources, tokenize  # heavy imports only when building
+    from data_prep import embed, labels, sources, tokens  # heavy imports only when building
 
     started = time.perf_counter()
     identity = source_identity(params.source, params.input)
@@ -150,30 +163,33 @@ def build(params: BuildParams, log=log_stderr) -> tuple[dict, bool]:
          f"{np.bincount(split, minlength=3).tolist()}")
 
     texts = corpus.texts(rows)
-    token_lists = tokenize.tokenize(texts, log=step)
+    token_lists = tokens.tokenize(texts, log=step)
     counted = np.ones(len(rows), bool) if params.w2v_on == "all" else split == labels.TRAIN
-    encoded = tokenize.encode(token_lists, counted, stem=params.stem, min_count=params.min_count)
+    encoded = tokens.encode(token_lists, counted, stem=params.stem, min_count=params.min_count)
     del token_lists
     lengths = np.diff(encoded.offsets)
     empty = int((lengths == 0).sum())
     step(f"tokenized {len(rows):,} texts: {len(encoded.ids):,} tokens, vocabulary {len(encoded.vocab):,} "
          f"(counted on {params.w2v_on}), {empty} texts without a word")
 
-    sentences = tokenize.sentences(encoded.words, encoded.offsets, np.flatnonzero(counted & (lengths > 0)))
-    vectors, w2v_facts = embed.train_vectors(
-        sentences, encoded.vocab, vector_size=params.vector_size, window=params.window, sg=params.sg,
-        min_count=params.min_count, epochs=params.w2v_epochs, workers=params.workers or cpu_count(),
-        seed=params.seed, log=step)
+    sentences = tokens.sentences(encoded.words, encoded.offsets, np.flatnonzero(counted & (lengths > 0)))
+    vectors, embed_facts = {}, {}
+    for kind in params.embeddings:  # every kind from the same sentences, vocabulary and settings
+        vectors[kind], facts = embed.make_vectors(
+            kind, sentences, encoded.vocab, vector_size=params.vector_size, window=params.window, sg=params.sg,
+            min_count=params.min_count, epochs=params.w2v_epochs, workers=params.workers or cpu_count(),
+            seed=params.seed, log=step)
+        embed_facts.update(facts)
     del sentences
 
-    ids, offsets = tokenize.truncate(encoded.ids, encoded.offsets, params.max_len)
+    ids, offsets = tokens.truncate(encoded.ids, encoded.offsets, params.max_len)
     # A text with no word at all would be a zero-length sequence; store it as one <unk> so every row
     # is a valid model input (rare: reviews made only of digits or punctuation).
     ids, offsets = _fill_empty(ids, offsets)
     import pyarrow as pa
     token_ids = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(ids, type=pa.int32()))
     sequences = store_mod.sequences_table(token_ids, row_codes, np.asarray(store_mod.SPLITS)[split])
-    stats = {**corpus.stats, "texts_without_words": empty, **w2v_facts,
+    stats = {**corpus.stats, "texts_without_words": empty, **embed_facts,
              "build_seconds": round(time.perf_counter() - started, 1)}
     manifest = store_mod.write_store(
         params.out, sequences=sequences, vocab=encoded.vocab, vectors=vectors, class_names=class_names,

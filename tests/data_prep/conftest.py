@@ -1,8 +1,11 @@
 """Fixtures for data_prep tests: real review texts from the bundled IMDB CSV, written out as the tests need
-them (Yelp JSON lines, CSV/TSV/JSONL/Parquet tables), and a helper that builds a tiny store in-process."""
+them (Yelp JSON lines, CSV/TSV/JSONL/Parquet tables), a helper that builds a tiny store in-process, and
+one that runs the real CLI in a fresh process."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -66,3 +69,12 @@ def _build_small(out, **overrides) -> tuple[dict, bool]:
 def build_small():
     """build_small(out, **params) -> (manifest, reused): an in-process build with tiny word2vec settings."""
     return _build_small
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """run_cli(*args) -> CompletedProcess of ``python -m data_prep ARGS`` (text output captured)."""
+    def run(*args, cwd=None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "data_prep", *map(str, args)], capture_output=True,
+                              text=True, timeout=120, cwd=cwd)
+    return run

@@ -3,17 +3,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from data_prep.sources import PrepError
-
-
-def run_cli(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "data_prep", *map(str, args)], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess, needle: str, out_dir) -> None:
@@ -27,32 +21,42 @@ def assert_clean_failure(result: subprocess.CompletedProcess, needle: str, out_d
 
 # ------------------------------------------------------------------------------- through the real CLI
 
-def test_cli_missing_input(tmp_path):
+def test_cli_missing_input(tmp_path, run_cli):
     out = tmp_path / "store"
     assert_clean_failure(run_cli("build", "--source", "yelp", "--input", tmp_path / "nope.json",
                                  "--out", out), "input not found", out)
 
 
-def test_cli_unknown_source(tmp_path):
+def test_cli_unknown_source(tmp_path, run_cli):
     out = tmp_path / "store"
     assert_clean_failure(run_cli("build", "--source", "twitter", "--out", out), "unknown source", out)
 
 
-def test_cli_negative_vector_size(tmp_path):
+def test_cli_negative_vector_size(tmp_path, run_cli):
     out = tmp_path / "store"
     assert_clean_failure(run_cli("build", "--vector-size", "-5", "--out", out), "--vector-size", out)
 
 
-def test_cli_binary_input(tmp_path):
+def test_cli_binary_input(tmp_path, run_cli):
     data = tmp_path / "review.json"
     data.write_bytes(bytes(range(256)) * 64)
     out = tmp_path / "store"
     assert_clean_failure(run_cli("build", "--source", "yelp", "--input", data, "--out", out), "binary", out)
 
 
-def test_cli_argparse_errors_are_one_line(tmp_path):
+def test_cli_argparse_errors_are_one_line(tmp_path, run_cli):
     out = tmp_path / "store"
     assert_clean_failure(run_cli("build", "--per-class", "many", "--out", out), "invalid int value", out)
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("glove", "unknown embedding kind 'glove' in --embeddings; expected one of word2vec, fasttext, random"),
+    ("", "--embeddings is empty"),
+    ("word2vec,fasttext,word2vec", "--embeddings lists 'word2vec' more than once"),
+])
+def test_cli_bad_embeddings(tmp_path, run_cli, spec, needle):
+    out = tmp_path / "store"
+    assert_clean_failure(run_cli("build", "--embeddings", spec, "--out", out), needle, out)
 
 
 # --------------------------------------------------------------------------------------- in-process
@@ -182,6 +186,8 @@ def test_label_map_errors(tmp_path, build_small):
     (dict(source="yelp"), "needs --input"),
     (dict(input="x.csv"), "takes no --input"),
     (dict(source="nope"), "unknown source"),
+    (dict(embeddings="word2vec,glove"), "unknown embedding kind 'glove'"),
+    (dict(embeddings=()), "--embeddings is empty"),
 ])
 def test_nonsense_parameters(tmp_path, build_small, params, needle):
     expect_error(tmp_path, build_small, needle, **params)

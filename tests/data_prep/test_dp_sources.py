@@ -10,7 +10,7 @@ from gensim.utils import simple_preprocess
 
 from data_prep import sources
 from data_prep.labels import encode_labels
-from data_prep.tokenize import simple_tokens
+from data_prep.tokens import simple_tokens
 
 
 def test_imdb_reader_reads_25k_labelled_reviews_without_html():

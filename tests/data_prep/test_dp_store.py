@@ -15,7 +15,7 @@ from data_prep.sources import PrepError
 
 MANIFEST_KEYS = {"schema_version", "num_classes", "class_names", "vocab_size", "embedding_dim", "pad_id",
                  "unk_id", "counts", "class_counts", "source", "params", "params_hash", "file_hashes",
-                 "content_hash", "max_length", "build"}
+                 "content_hash", "max_length", "build", "embedding_kinds", "embedding_files"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,30 @@ def test_file_uri_loads_the_same_store(imdb_store):
     a = store_mod.load(str(imdb_store))
     b = store_mod.load(f"file://{imdb_store}")
     assert np.array_equal(a.tokens, b.tokens) and a.content_hash == b.content_hash
+
+
+def test_with_split_codes_restricts_splits_without_touching_the_original(imdb_store):
+    store = store_mod.load(str(imdb_store))
+    original = {split: store.indices(split).copy() for split in store_mod.SPLITS}  # fills the cache
+    codes = store.split_codes.copy()
+    train = store.indices("train")
+    codes[train[::2]] = -1  # every other training row in no split
+    codes[store.indices("valid")] = store_mod.SPLITS.index("test")
+    small = store.with_split_codes(codes)
+    for code, split in enumerate(store_mod.SPLITS):
+        assert np.array_equal(small.indices(split), np.flatnonzero(codes == code)), split
+        assert np.array_equal(store.indices(split), original[split]), split  # the original keeps its splits
+    assert len(small.indices("train")) == len(train) // 2 and len(small.indices("valid")) == 0
+    assert sum(len(small.indices(s)) for s in store_mod.SPLITS) == int((codes >= 0).sum())
+    codes[:] = 0  # the caller's array is not the store's
+    assert len(small.indices("test")) == len(original["test"]) + len(original["valid"])
+    assert small.tokens is store.tokens and small.embedding_kind == store.embedding_kind  # data shared
+    with pytest.raises(store_mod.StoreError, match="shape"):
+        store.with_split_codes(codes[:-1])
+    with pytest.raises(store_mod.StoreError, match="-1 .. 2"):
+        store.with_split_codes(np.full_like(codes, 3))
+    with pytest.raises(store_mod.StoreError, match="integers"):
+        store.with_split_codes(codes.astype(float))
 
 
 def test_modified_data_file_fails_the_hash_check(tmp_path, imdb_store):

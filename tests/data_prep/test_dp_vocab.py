@@ -6,7 +6,7 @@ import numpy as np
 
 from data_prep import store as store_mod
 from data_prep.embed import train_vectors
-from data_prep.tokenize import encode, sentences, truncate
+from data_prep.tokens import encode, sentences, truncate
 
 DOCS = [["the", "film", "was", "good"], ["the", "film", "was", "bad"], ["good", "good", "acting"],
         ["unseen", "words", "the"]]
