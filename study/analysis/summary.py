@@ -105,7 +105,10 @@ def _test_reviews(r) -> float:
 
 def _multiple(value, base) -> str:
     value, base = pd.to_numeric(value, errors="coerce"), pd.to_numeric(base, errors="coerce")
-    return fmt.ratio(value / base) if pd.notna(value) and pd.notna(base) and base > 0 else fmt.MISSING
+    if not (pd.notna(value) and pd.notna(base) and base > 0):
+        return fmt.MISSING
+    r = value / base
+    return fmt.ratio(r) if r >= 0.1 else f"{r:.2g}x"  # far cheaper than the baseline: keep two digits
 
 
 def baseline_section(t: pd.DataFrame) -> str:

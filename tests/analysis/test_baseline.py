@@ -49,6 +49,7 @@ def test_each_network_against_the_best_linear_trial():
     cnn, lstm, fasttext = rows["cnn"], rows["lstm"], rows["fasttext"]
     assert "| +0.5 |" in cnn and "within the noise" in cnn and "| 100x |" in cnn and "| 2.0x |" in cnn
     assert "| +9.0 |" in fasttext and "beyond the noise" in fasttext and "| 10x |" in fasttext
+    assert "| 0.02x |" in fasttext  # 600 parameters against 30,000 coefficients
     assert "| -15.0 |" in lstm and "beyond the noise" in lstm
 
 
