@@ -34,6 +34,8 @@ def _epochs(r) -> str:
     run, budget = r.get("epochs"), pd.to_numeric(r.get("config/epochs"), errors="coerce")
     if pd.isna(run):
         return "n/a"
+    if r.get("arch") == BASELINE:  # one fit, whatever epochs `study run --max-epochs` put in its config
+        return "1 (one fit)"
     return f"{run:.0f} of {budget:.0f}" if pd.notna(budget) and budget != run else f"{run:.0f}"
 
 
