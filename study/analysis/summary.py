@@ -4,11 +4,13 @@
     text = summary_markdown(table, fronts, diagnosis_path, out_dir)
 
 Sections: the original study's comparison table regenerated from each architecture's best trial, frozen
-vs fine-tuned embeddings per architecture, the Pareto fronts in words, failed and collapsed trials.
+vs fine-tuned embeddings per architecture, what each network buys over the linear baseline, the Pareto
+fronts in words, failed and collapsed trials.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -17,19 +19,23 @@ from study.analysis import format as fmt
 from study.analysis import pareto
 from study.analysis.table import best_per_arch
 from study.train import metrics
-from study.train.config import TrainConfig
+from study.train.config import NETWORK_ARCHS, TrainConfig
 
 FREEZE_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "freeze_embeddings")
 # Hyperparameters shown under each architecture's best trial (those the trial has).
 KEY_PARAMS = ["batch_size", "lr", "optimizer", "freeze_embeddings", "max_len", "padding", "widths",
               "filters", "hidden_size", "num_layers", "bidirectional", "readout", "bigram_buckets",
-              "dropout", "faithful"]
+              "dropout", "faithful", "C", "ngram_max", "min_df", "sublinear_tf", "nb_scaling"]
+BASELINE = "linear"  # the architecture the networks are measured against
+Z95 = 1.959964  # two-sided 95% normal quantile
 
 
 def _epochs(r) -> str:
     run, budget = r.get("epochs"), pd.to_numeric(r.get("config/epochs"), errors="coerce")
     if pd.isna(run):
         return "n/a"
+    if r.get("arch") == BASELINE:  # one fit, whatever epochs `study run --max-epochs` put in its config
+        return "1 (one fit)"
     return f"{run:.0f} of {budget:.0f}" if pd.notna(budget) and budget != run else f"{run:.0f}"
 
 
@@ -65,7 +71,7 @@ def freeze_section(t: pd.DataFrame) -> str:
     done = t[t["status"].isin(pareto.FINISHED) & t["val_acc"].notna()]
     lines = ["| arch | embeddings | finished trials | best val acc | its test acc | its training time |"
              " its params trainable |", "|---|---|---|---|---|---|---|"]
-    for arch in sorted(t["arch"].unique()):
+    for arch in sorted(a for a in t["arch"].unique() if a != BASELINE):  # the baseline has no embeddings
         mine = done[done["arch"] == arch]
         # a trial whose config lacks the key trained with the trainer's default
         flags = (mine[col].map(fmt.as_bool) if col in mine.columns
@@ -79,6 +85,63 @@ def freeze_section(t: pd.DataFrame) -> str:
             lines.append(f"| {arch} | {name} | {len(side)} | {fmt.fixed(b['val_acc'], 3)} | "
                          f"{fmt.fixed(b['test_acc'], 3)} | {fmt.duration(b['train_time_s'])} | "
                          f"{fmt.count(b['params_trainable'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_gap(acc: float, n: float, base_acc: float, base_n: float) -> tuple[float, float, float]:
+    """Difference of two test accuracies with a 95% interval: normal approximation, the two treated as
+    independent samples of ``n`` and ``base_n`` reviews. Both are scored on the same reviews, whose errors
+    are correlated, so this interval is wider than a paired one (conservative)."""
+    gap = acc - base_acc
+    if not (n > 0 and base_n > 0):
+        return gap, math.nan, math.nan
+    half = Z95 * math.sqrt(acc * (1 - acc) / n + base_acc * (1 - base_acc) / base_n)
+    return gap, gap - half, gap + half
+
+
+def _test_reviews(r) -> float:
+    """How many test reviews a trial was scored on: the sum of its prediction histogram."""
+    hist = r.get("pred_hist")
+    return float(sum(hist)) if isinstance(hist, (list, tuple)) or hasattr(hist, "__array__") else math.nan
+
+
+def _multiple(value, base) -> str:
+    value, base = pd.to_numeric(value, errors="coerce"), pd.to_numeric(base, errors="coerce")
+    if not (pd.notna(value) and pd.notna(base) and base > 0):
+        return fmt.MISSING
+    r = value / base
+    return fmt.ratio(r) if r >= 0.1 else f"{r:.2g}x"  # far cheaper than the baseline: keep two digits
+
+
+def baseline_section(t: pd.DataFrame) -> str:
+    """For each network architecture's best trial: test accuracy gained over the best linear trial (with
+    its 95% interval) and the multiple of the linear trial's cost it pays for it."""
+    best = best_per_arch(t).set_index("arch", drop=False)
+    if BASELINE not in best.index:
+        return (f"_No finished `{BASELINE}` trial: add `--space search_spaces/{BASELINE}.yaml` to the study "
+                "to measure what the networks buy over TF-IDF n-grams + logistic regression._\n")
+    base = best.loc[BASELINE]
+    base_n = _test_reviews(base)
+    lines = [f"Baseline: the best `{BASELINE}` trial `{base['trial_id']}`: val acc {fmt.fixed(base['val_acc'], 3)}, "
+             f"test acc {fmt.fixed(base['test_acc'], 3)}, {fmt.duration(base['train_time_s'])} of training, "
+             f"{fmt.count(base['params_no_embedding'])} coefficients.", "",
+             "| arch | test acc | gain over linear (points) | 95% interval | training time | x linear's |"
+             " params w/o embeddings | x linear's |", "|---|---|---|---|---|---|---|---|"]
+    for arch in [a for a in NETWORK_ARCHS if a in best.index] + \
+            sorted(set(best.index) - set(NETWORK_ARCHS) - {BASELINE}):
+        r = best.loc[arch]
+        gap, low, high = accuracy_gap(r["test_acc"], _test_reviews(r), base["test_acc"], base_n)
+        interval = fmt.MISSING if math.isnan(low) else (
+            f"[{100 * low:+.1f}, {100 * high:+.1f}] ({'within' if low <= 0 <= high else 'beyond'} the noise)")
+        lines.append(f"| {arch} | {fmt.fixed(r['test_acc'], 3)} | {100 * gap:+.1f} | "
+                     f"{interval} | {fmt.duration(r['train_time_s'])} | "
+                     f"{_multiple(r['train_time_s'], base['train_time_s'])} | "
+                     f"{fmt.count(r['params_no_embedding'])} | "
+                     f"{_multiple(r['params_no_embedding'], base['params_no_embedding'])} |")
+    lines += ["", "Each architecture's best trial by validation accuracy. The interval is the normal "
+              "approximation for the difference of two test accuracies treated as independent (both models "
+              "are scored on the same reviews, so it is conservative). The networks' parameters leave out "
+              "the embedding table; the linear model's are its coefficients."]
     return "\n".join(lines) + "\n"
 
 
@@ -96,6 +159,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
           "## Best trial per architecture (the original study's table, measured)", "", original_table(t),
           "Samples/s is training throughput; cost `train_s_per_1k_samples` = 1000 / samples_per_s.", "",
           "## Freezing vs fine-tuning the embeddings", "", freeze_section(t),
+          "## What the networks buy over the linear baseline", "", baseline_section(t),
           "## Pareto fronts (higher val_acc, lower cost)", ""]
     for cost, ids in fronts.items():
         md += [f"### {cost}: {pareto.COSTS.get(cost, (cost, ''))[1]}", "",

@@ -36,7 +36,10 @@ def bench(cfg: TrainConfig, store: store_mod.Store, *, samples: int, warmup: int
     """Time at least ``samples`` training samples of ``cfg`` (whole steps) after ``warmup`` steps.
 
     ``amp=False`` turns CUDA autocast off (fp32, TF32 matmuls); ``gpu_style`` forces the model's route.
+    ``arch: linear`` has no steps: its whole fit is timed instead (``bench_linear``).
     """
+    if cfg.arch == "linear":
+        return bench_linear(cfg, store, samples=samples, name=name)
     if threads:
         torch.set_num_threads(int(threads))
     device = resolve_device(device)
@@ -80,6 +83,26 @@ def bench(cfg: TrainConfig, store: store_mod.Store, *, samples: int, warmup: int
             # A short run draws batches of random lengths; this rescales to the split's mean review length.
             "samples_per_s_at_mean_len": tokens / seconds / float(session.batcher.lengths[train_rows].mean()),
             "steps": steps, "seconds": seconds}
+
+
+def bench_linear(cfg: TrainConfig, store: store_mod.Store, *, samples: int, name: str = "") -> dict:
+    """Time one whole fit (vectorizer + solver) of ``arch: linear`` on the first ``samples`` training
+    reviews (all of them if fewer): a linear model has no steps to time, its training is the fit."""
+    from study.train import linear
+
+    rows = store.indices("train")[:samples]
+    reviews = [store.tokens[store.offsets[r]:store.offsets[r + 1]] for r in rows]
+    tokens = int(store.lengths[rows].sum()) if cfg.max_len <= 0 else int(np.minimum(store.lengths[rows],
+                                                                                     cfg.max_len).sum())
+    linear.LinearModel(cfg, store.num_classes).fit(reviews[:64], store.labels[rows[:64]])  # warm-up
+    start = time.perf_counter()
+    linear.LinearModel(cfg, store.num_classes).fit(reviews, store.labels[rows])
+    seconds = time.perf_counter() - start
+    done = len(rows)
+    return {"preset": name or cfg.arch, "peak_gpu_mb": None, "amp": "off", "samples_per_s": done / seconds,
+            "tokens_per_s": tokens / seconds, "device": "cpu", "threads": 1, "batch_size": done,
+            "seq_len_mean": tokens / done, "padded_len_mean": tokens / done, "samples": done,
+            "samples_per_s_at_mean_len": done / seconds, "steps": 1, "seconds": seconds}
 
 
 def suite(store: store_mod.Store, *, threads: int | None = None, device=None, scale: float = 1.0,

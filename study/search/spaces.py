@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-ARCHES = ("cnn", "lstm", "fasttext")
+from study.train.config import ARCHS as ARCHES  # the architectures the trainer knows: one list
 TOP_KEYS = {"arch", "fixed", "search", "description"}
 PARAM_KEYS = {"float": {"type", "low", "high", "log", "step"},
               "int": {"type", "low", "high", "log", "step"},

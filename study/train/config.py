@@ -1,22 +1,25 @@
 """Typed, validated training configs built from the project's flat key vocabulary.
 
 A flat dict (from a preset, a search-space YAML, a Tune param dict or ``--set key=value``) becomes a frozen
-``TrainConfig`` holding the training keys plus one architecture config (``CNNConfig``, ``LSTMConfig`` or
-``FastTextConfig``). ``to_flat`` gives the same flat vocabulary back, JSON-able, so every result can carry
+``TrainConfig`` holding the training keys plus one architecture config (``CNNConfig``, ``LSTMConfig``,
+``FastTextConfig`` or ``LinearConfig``). ``to_flat`` gives the same flat vocabulary back, JSON-able, so every result can carry
 the exact settings it came from:
 
     cfg = TrainConfig.from_flat({"arch": "cnn", "widths": "3,4,5", "filters": 100})
     cfg.model.widths        # (3, 4, 5)
     cfg.to_flat()["widths"] # "3,4,5"  (a string: hashable, and what Optuna categoricals hold)
 
-Unknown keys, and keys of another architecture, raise ``ValueError`` naming the key.
+Unknown keys, and keys of another architecture, raise ``ValueError`` naming the key. The ``linear``
+architecture (TF-IDF n-grams + logistic regression, no network) takes only the training keys of
+``LINEAR_TRAIN_KEYS``; the others (optimizer, batches, embeddings, padding) raise too.
 """
 from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field, fields
 
-ARCHS = ("cnn", "lstm", "fasttext")
+ARCHS = ("cnn", "lstm", "fasttext", "linear")
+NETWORK_ARCHS = ("cnn", "lstm", "fasttext")  # trained by the torch trainer, over the store's embeddings
 
 
 READOUTS = ("last_step", "final_state", "max", "mean")
@@ -82,7 +85,32 @@ class FastTextConfig:
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
 
 
-MODEL_CONFIGS = {"cnn": CNNConfig, "lstm": LSTMConfig, "fasttext": FastTextConfig}
+@dataclass(frozen=True)
+class LinearConfig:
+    """TF-IDF over word n-grams of the store's token ids, then logistic regression (study/train/linear.py).
+
+    One fit is the whole training, reported as one epoch: ``epochs`` above 1 (``study run --max-epochs``
+    sets it for every space) changes nothing.
+    """
+    C: float = 4.0  # inverse L2 regularisation strength of the logistic regression
+    ngram_max: int = 2  # n-grams of 1..ngram_max tokens
+    min_df: int = 2  # keep n-grams found in at least this many training reviews
+    sublinear_tf: bool = True  # 1 + log(tf) instead of the raw count
+    nb_scaling: bool = False  # NB-SVM: scale features by their log-count ratio (Wang and Manning 2012)
+    nb_alpha: float = 1.0  # smoothing of the log-count ratios
+    max_features: int = 0  # keep the most frequent n-grams only; 0 = all
+
+    def __post_init__(self):
+        _check(self.C > 0, f"C must be > 0, got {self.C}")
+        _check(self.ngram_max >= 1, f"ngram_max must be >= 1, got {self.ngram_max}")
+        _check(self.min_df >= 1, f"min_df must be >= 1, got {self.min_df}")
+        _check(self.nb_alpha > 0, f"nb_alpha must be > 0, got {self.nb_alpha}")
+        _check(self.max_features >= 0, f"max_features must be >= 0, got {self.max_features}")
+
+
+MODEL_CONFIGS = {"cnn": CNNConfig, "lstm": LSTMConfig, "fasttext": FastTextConfig, "linear": LinearConfig}
+# The training keys a linear fit uses; the rest drive the torch trainer's loop and are refused for linear.
+LINEAR_TRAIN_KEYS = ("arch", "epochs", "max_len", "seed")
 
 
 @dataclass(frozen=True)
@@ -102,7 +130,7 @@ class TrainConfig:
     pad_to_longest: bool = False  # pad every batch to the store's longest review (after max_len)
     softmax_loss: bool = False  # softmax before CrossEntropyLoss (the original study's mistake)
     seed: int = 0
-    model: CNNConfig | LSTMConfig | FastTextConfig = field(default_factory=CNNConfig)
+    model: CNNConfig | LSTMConfig | FastTextConfig | LinearConfig = field(default_factory=CNNConfig)
 
     def __post_init__(self):
         _check(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
@@ -126,6 +154,9 @@ class TrainConfig:
         model_keys = {f.name for f in fields(model_cls)}
         train_kw, model_kw = {}, {}
         for key, value in flat.items():
+            if arch == "linear" and key in train_keys and key not in LINEAR_TRAIN_KEYS:
+                raise ValueError(f"config key {key!r} does not apply to linear (it takes "
+                                 f"{', '.join(LINEAR_TRAIN_KEYS[1:])} and its own keys)")
             if key in train_keys:
                 train_kw[key] = _coerce(cls, key, value)
             elif key in model_keys:
@@ -137,7 +168,8 @@ class TrainConfig:
         return cls(model=model_cls(**model_kw), **train_kw)
 
     def to_flat(self) -> dict:
-        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"
+                and (self.arch != "linear" or f.name in LINEAR_TRAIN_KEYS)}
         for f in fields(self.model):
             value = getattr(self.model, f.name)
             flat[f.name] = ",".join(map(str, value)) if f.name == "widths" else value

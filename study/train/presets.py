@@ -36,6 +36,11 @@ PRESETS: dict[str, dict] = {
                  "epochs": 10, "freeze_embeddings": False},
     "fasttext_bigrams": {"arch": "fasttext", "bigram_buckets": 20000, "dropout": 0.0, "lr": 5e-3,
                          "batch_size": 32, "epochs": 10, "freeze_embeddings": False},
+    # No network: TF-IDF over word and bigram ids + logistic regression (linear.py), one fit.
+    "linear": {"arch": "linear", "C": 4.0, "ngram_max": 2, "min_df": 2, "sublinear_tf": True,
+               "nb_scaling": False, "epochs": 1},
+    "linear_nb": {"arch": "linear", "C": 4.0, "ngram_max": 2, "min_df": 2, "sublinear_tf": True,
+                  "nb_scaling": True, "epochs": 1},
     # The original study's table, column by column (docs/original-study.md, section 1).
     "cnn_faithful": {**_CNN_ORIGINAL, "faithful": True, "batch_size": 1, "epochs": 30},
     "lstm_faithful": {**_LSTM_ORIGINAL, "faithful": True, "batch_size": 1, "epochs": 5},

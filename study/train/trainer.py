@@ -178,6 +178,9 @@ def train(cfg: TrainConfig, store: store_mod.Store, *, device=None, threads: int
           resume: dict | None = None, on_epoch: Callable[[dict, Callable[[], dict]], None] | None = None,
           log: Callable[[str], None] | None = None) -> list[dict]:
     """Train ``cfg`` on ``store``; returns the per-epoch metrics (including resumed ones)."""
+    if cfg.arch == "linear":  # no network: one scikit-learn fit on the CPU (linear.py)
+        from study.train import linear
+        return linear.train(cfg, store, resume=resume, on_epoch=on_epoch, log=log)
     if threads:
         torch.set_num_threads(int(threads))
     device = resolve_device(device)

@@ -9,6 +9,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from study.search.spaces import SpaceError, load_space, optuna_distributions
+from study.train.config import ARCHS, NETWORK_ARCHS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
@@ -16,15 +17,24 @@ SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
 
 def test_shipped_spaces_load_and_cover_the_study():
     spaces = {s.arch: s for s in map(load_space, SHIPPED)}
-    assert set(spaces) == {"cnn", "lstm", "fasttext"}
+    assert set(spaces) == set(ARCHS) == {"cnn", "lstm", "fasttext", "linear"}
     searched = set().union(*(s.params for s in spaces.values()))
     for key in ("batch_size", "freeze_embeddings", "lr", "dropout", "filters", "hidden_size",
                 "conv_layers", "num_layers"):
         assert key in searched, key
     assert spaces["lstm"].params["readout"].choices == ("last_step", "final_state", "max", "mean")
     assert set(spaces["lstm"].params["bidirectional"].choices) == {True, False}
-    for space in spaces.values():  # frozen vs fine-tuned embeddings for every architecture
-        assert set(space.params["freeze_embeddings"].choices) == {True, False}
+    for arch in NETWORK_ARCHS:  # frozen vs fine-tuned embeddings for every network
+        assert set(spaces[arch].params["freeze_embeddings"].choices) == {True, False}
+
+
+def test_linear_space_searches_the_baseline_with_one_fit_per_trial():
+    space = load_space(ROOT / "search_spaces" / "linear.yaml")
+    assert space.fixed["epochs"] == 1  # one report: nothing for early stopping to cut
+    assert set(space.params) == {"C", "ngram_max", "min_df", "sublinear_tf", "nb_scaling"}
+    assert space.params["C"].log and set(space.params["nb_scaling"].choices) == {True, False}
+    dists = optuna_distributions(space)
+    assert isinstance(dists["ngram_max"], IntDistribution) and dists["ngram_max"].low == 1
 
 
 def test_optuna_distributions_keep_types_and_log_scale():
@@ -56,6 +66,9 @@ GOOD = "arch: lstm\nfixed: {epochs: 2}\nsearch:\n  hidden_size: {type: int, low:
     ("arch: lstm\nfixed: {dropout: 1.5}\nsearch: {lr: {type: float, low: 0.1, high: 1}}", "dropout"),
     ("arch: lstm\nsearch: {readout: {type: categorical, choices: [max, sideways]}}", "readout"),
     ("arch: lstm\nsearch: [1, 2]", "search"),
+    ("arch: linear\nsearch: {lr: {type: float, low: 0.1, high: 1}}", "lr"),
+    ("arch: linear\nsearch: {C: {type: float, low: 0, high: 1, log: true}}", "search.C.low"),
+    ("arch: linear\nfixed: {min_df: 0}\nsearch: {C: {type: float, low: 0.1, high: 1}}", "min_df"),
 ])
 def test_malformed_space_names_the_key(tmp_path, text, key):
     path = tmp_path / "bad.yaml"
