@@ -68,7 +68,8 @@ def test_derived_cost_and_all_fronts():
     f = pareto.with_derived_costs(f)
     assert f["train_s_per_1k_samples"].iloc[0] == 0.5 and np.isnan(f["train_s_per_1k_samples"].iloc[1])
     fronts = pareto.all_fronts(f)
-    assert fronts == {"train_time_s": ["fast", "slow"], "train_s_per_1k_samples": ["fast"]}
+    assert fronts == {"train_time_s": ["fast", "slow"], "train_s_per_1k_samples": ["fast"],
+                      "batch_ms_per_review": []}
 
 
 def test_describe_front_in_words():
