@@ -111,6 +111,8 @@ def configurations(table: pd.DataFrame, splits: Splits) -> pd.DataFrame:
         for col in AVERAGED:
             if col in mine.columns:
                 search.at[i, col] = pd.to_numeric(mine[col], errors="coerce").mean()
+        if "collapsed" in mine.columns:     # a configuration collapses when every run of it does
+            search.at[i, "collapsed"] = bool(mine["collapsed"].astype(bool).all())
         for col, n in (("val_acc", splits.n_val), ("test_acc", splits.n_test)):
             ci[col].append(interval(pd.to_numeric(mine[col], errors="coerce"), n)[1])
     search["n_runs"], search["run_ids"] = n_runs, run_ids
@@ -170,3 +172,9 @@ def compare(configs: pd.DataFrame, pairs: list[tuple[str, str]], predictions: di
 
 def within_noise(p) -> bool | None:
     return None if p is None else bool(p >= ALPHA)
+
+
+def p_text(p: float, resamples: int = BOOTSTRAP) -> str:
+    """'p = 0.41'; at the bootstrap's resolution, 'p < 0.001' (none of the resamples was as extreme)."""
+    return f"p < {10 ** math.ceil(math.log10(2 / (resamples + 1))):g}" if p <= 1 / (resamples + 1) + 1e-12 \
+        else f"p = {p:.2g}"

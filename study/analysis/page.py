@@ -161,7 +161,7 @@ def _section(table, cost, ids, accuracy, colors, base=None) -> str:
                      f'stroke="#888" stroke-dasharray="6,4"/><text x="{W - RIGHT - 4}" y="{sy(base) - 5:.1f}" '
                      f'font-size="12" fill="#666" text-anchor="end">constant predictor (majority class) '
                      f'{100 * base:.1f}%, zero cost</text>')
-    finished = pareto.eligible(table, cost, accuracy).to_numpy()
+    finished = pareto.measured(table, cost, accuracy).to_numpy()
     low = table["below_constant"].astype(bool).to_numpy() if "below_constant" in table else np.zeros(len(table), bool)
     for i in np.flatnonzero(has):
         color = colors[str(table["arch"].iloc[i])]

@@ -98,15 +98,20 @@ def non_dominated(accuracy, cost) -> np.ndarray:
     return mask
 
 
-def eligible(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
-    """Rows that may enter a front: finished, finite accuracy, finite positive cost."""
+def measured(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
+    """Finished rows with a finite accuracy and a finite, positive cost: the points a plot fills in."""
     if cost not in frame.columns or accuracy not in frame.columns:
         return pd.Series(False, index=frame.index)
     acc = pd.to_numeric(frame[accuracy], errors="coerce").astype(float)
     cst = pd.to_numeric(frame[cost], errors="coerce").astype(float)
     status = frame["status"] if "status" in frame.columns else pd.Series("TERMINATED", index=frame.index)
+    return status.isin(FINISHED) & np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
+
+
+def eligible(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
+    """Rows that may enter a front: measured, and above the constant predictor."""
     above = ~frame["below_constant"].astype(bool) if "below_constant" in frame.columns else True
-    return status.isin(FINISHED) & np.isfinite(acc) & np.isfinite(cst) & (cst > 0) & above
+    return measured(frame, cost, accuracy) & above
 
 
 def front_mask(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:

@@ -70,7 +70,7 @@ def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.A
     cst = pd.to_numeric(table.get(cost), errors="coerce")
     has = np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
     rows = table[has]
-    finished = pareto.eligible(table, cost, accuracy)[has]
+    finished = pareto.measured(table, cost, accuracy)[has]
     colors = arch_colors(table["arch"]) if len(table) else {}
 
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)

@@ -119,7 +119,7 @@ def noise_section(runs: pd.DataFrame, configs: pd.DataFrame, tests: list[dict], 
             md.append(f"- {who}: no per-review test predictions for both, no paired test")
             continue
         verdict = "within noise" if noise.within_noise(x["p"]) else "distinguishable from noise"
-        md.append(f"- {who}: {100 * x['diff']:+.1f} points on test, {verdict} (p = {x['p']:.2g}; 95% "
+        md.append(f"- {who}: {100 * x['diff']:+.1f} points on test, {verdict} ({noise.p_text(x['p'])}; 95% "
                   f"interval {100 * x['lo']:+.1f} to {100 * x['hi']:+.1f}; {x['n']} reviews; "
                   f"{x['runs_a']} vs {x['runs_b']} runs)")
     return md + ([""] if tests else ["- no two finished configurations to compare", ""])

@@ -52,6 +52,9 @@ def test_configurations_average_finished_runs_and_keep_the_search_trials():
     assert c.at["c", "n_runs"] == 0 and c.at["b", "val_acc_ci95"] > noise.wilson_half(0.83, 140) - 1e-9
     # selection is on validation: a (val 0.85) beats b (val 0.83) although b is far better on test
     assert best_per_arch(c.reset_index())["trial_id"].tolist() == ["a"]
+    runs = runs_frame().assign(collapsed=[True, False, True, True, True, False])
+    c = noise.configurations(runs, SPLITS).set_index("trial_id")["collapsed"]
+    assert c.to_dict() == {"a": False, "b": True, "c": False}       # only when every finished run collapsed
 
 
 def test_paired_bootstrap():

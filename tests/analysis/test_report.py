@@ -192,7 +192,7 @@ def test_summary_table(written):
     noise_md = md.split("## Noise")[1].split("\n## ")[0]
     assert "Repeats: 2 runs of 1 configurations" in noise_md
     assert re.search(r"- (fasttext `t020` vs cnn `t0\d\d`|cnn `t0\d\d` vs fasttext `t020`): [+-]\d+\.\d points on "
-                     r"test, distinguishable from noise \(p = ", noise_md)
+                     r"test, distinguishable from noise \(p [=<] ", noise_md)
     assert "within noise" in noise_md          # adjacent fasttext front members differ by 1 point
     assert "`t022`" in md.split("## Failed trials")[1]           # the failed LSTM is listed
     # fasttext was only sampled frozen
