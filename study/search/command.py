@@ -232,7 +232,8 @@ def status(args) -> int:
     from study.analysis.results import trials_frame
 
     frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
-    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "node_id", "gpu_ids"]
+    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "repeat_of", "node_id",
+            "gpu_ids"]
     if len(frame):
         view = frame[[c for c in cols if c in frame]].copy()
         if "node_id" in view:

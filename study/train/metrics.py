@@ -25,7 +25,8 @@ ACCURACY_KEYS = ("val_acc", "test_acc", "macro_f1")
 # optimizer), summed over epochs; eval_time_s: validation and test passes, summed; epoch_time_s: the last
 # epoch's train + eval wall time; samples_per_s = epochs x train rows / train_time_s; infer_*: the
 # trained model serving test reviews, one at a time (median ms) and in batches of 256 (reviews/s);
-# peak_rss_mb: the trial's own peak resident memory.
+# peak_rss_mb: the trial's own peak resident memory (reset when it starts; in a reused Ray worker that
+# still counts what the process holds from before, e.g. its cached store and the allocator's free pages).
 COST_KEYS = ("train_time_s", "eval_time_s", "epoch_time_s", "samples_per_s", "infer_ms_per_review",
              "infer_reviews_per_s", "peak_rss_mb")
 RUN_KEYS = ("best_epoch", "seed")

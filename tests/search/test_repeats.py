@@ -100,3 +100,22 @@ def test_repeats_survive_a_killed_driver_and_are_no_search_trials(synthetic_stor
     db = f"sqlite:///{storage / 'rep' / 'optuna.db'}"
     for arch in ("cnn", "lstm", "fasttext"):      # the searcher never saw a repeat
         assert len(optuna.load_study(study_name=f"rep.{arch}", storage=db).trials) == 1
+
+
+def test_the_search_learns_from_validation_never_from_test(tmp_path):
+    """Optuna's TPE (and ASHA, on searcher.METRIC) see val_acc: a trial worse on validation but better on
+    test must be recorded as the worse one."""
+    from study.search.searcher import METRIC, ArchSearcher
+    from study.search.spaces import load_space
+
+    assert METRIC == "val_acc"
+    [space] = [load_space(p) for p in write_spaces(tmp_path, ["fasttext"])]
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = ArchSearcher([space], 2, seed=0, storage_url=db, study_name="s", overrides={})
+    searcher.suggest("good_val"), searcher.suggest("good_test")
+    searcher.on_trial_complete("good_val", {"val_acc": 0.80, "test_acc": 0.60, "training_iteration": 1})
+    searcher.on_trial_complete("good_test", {"val_acc": 0.70, "test_acc": 0.90, "training_iteration": 1})
+    import optuna
+
+    study = optuna.load_study(study_name="s.fasttext", storage=db)
+    assert [t.value for t in study.trials] == [0.80, 0.70] and study.best_trial.number == 0
