@@ -34,6 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--num-samples", type=int, default=3, help="trials per architecture")
     p.add_argument("--max-epochs", type=int, default=3, help="epochs per trial (ASHA may stop earlier)")
     p.add_argument("--study-minutes", type=float, default=7.0, help="time budget of the Ray study")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="seeds more for each front member and each architecture's best (error bars)")
     p.add_argument("--diagnose-minutes", type=float, default=5.0, help="time budget of the diagnosis")
     p.add_argument("--name", help="experiment name (default: derived from the sizes; reruns resume/reuse)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: proves the pipeline in a minute or two")
@@ -85,7 +87,8 @@ def main(args) -> int:
         _step("2/4 Ray Tune study: cnn, lstm, fasttext, linear searched by Optuna TPE, ASHA early stopping",
               [py, "-m", "study", "run", "--store", str(store), *sum((["--space", s] for s in SPACES), []),
                "--name", name, "--storage-path", str(experiments), "--num-samples", str(args.num_samples),
-               "--max-epochs", str(args.max_epochs), "--time-budget-s", str(int(args.study_minutes * 60))])
+               "--max-epochs", str(args.max_epochs), "--time-budget-s", str(int(args.study_minutes * 60)),
+               "--repeats", str(args.repeats)])
     _step("3/4 diagnose the LSTM failure (baseline, probes, one-factor ablations)",
           [py, "-m", "study", "diagnose", "--store", str(store), "--out", str(out),
            "--budget-minutes", str(args.diagnose_minutes), *(["--smoke"] if args.smoke else [])])

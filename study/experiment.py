@@ -5,6 +5,9 @@
         trials.json     one entry per trial (id, arch, status, config, last result, error), rewritten by
                         the driver whenever a trial reports, finishes or fails
         optuna.db       the Optuna studies (one per architecture), for optuna-dashboard
+        repeats/        ``study run --repeats R``: a second Tune experiment re-training chosen trials with
+                        other seeds; its own trials.json, and plan.json ([{repeat_of, config}], written
+                        before the first repeat starts)
         ...             Ray Tune's own state, trial folders and checkpoints
 
 ``storage-path`` is a local folder, an NFS path or a URI that pyarrow's filesystems accept.
@@ -20,6 +23,8 @@ from study.errors import UsageError
 LAUNCH_FILE = "launch.json"
 TRIALS_FILE = "trials.json"
 OPTUNA_FILE = "optuna.db"
+REPEATS_DIR = "repeats"
+PLAN_FILE = "plan.json"
 
 
 class ExperimentError(UsageError):

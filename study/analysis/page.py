@@ -1,12 +1,14 @@
 """``pareto.html``: one self-contained interactive page of the Pareto fronts (works offline).
 
 No script is loaded from the network: each cost gets an inline SVG scatter drawn here in Python (one
-``<circle>`` per trial, the front as a step path), and about twenty lines of inline JavaScript show a
-tooltip with the trial's hyperparameters and metrics on hover. A table of every trial (failed ones too)
-closes the page.
+``<circle>`` per configuration with its 95% interval as a vertical line, the front as a step path from
+the constant predictor's dashed line), and about twenty lines of inline JavaScript show a tooltip with
+the trial's hyperparameters and metrics on hover. The default costs (``pareto.DEFAULT_PLOTS``) come
+first; the others are folded in ``<details>``. A table of every configuration (failed ones too) closes
+the page.
 
     from study.analysis.page import write_page
-    write_page(table, fronts, "results/demo/pareto.html")
+    write_page(configs, fronts, "results/demo/pareto.html", anchor={"val_acc": 0.5})
 """
 from __future__ import annotations
 
@@ -22,14 +24,17 @@ from matplotlib.ticker import LogLocator, MaxNLocator
 from study.analysis import format as fmt
 from study.analysis import pareto
 from study.analysis.plots import arch_colors, use_log
-from study.analysis.table import METRICS
+from study.analysis.table import METRICS, OPTIONAL_METRICS
 
 W, H = 960, 560                       # SVG canvas (px)
 LEFT, RIGHT, TOP, BOTTOM = 80, 30, 20, 60
 # The tooltip: status, the numeric metrics (one list, table.METRICS), the derived costs, then the flags.
-TOOLTIP = ["status", *METRICS, *pareto.DERIVED_COSTS, "pred_hist", "collapsed"]
-TABLE = ["trial_id", "arch", "status", "val_acc", "test_acc", "collapsed", "epochs", "train_time_s",
-         "params_no_embedding", "samples_per_s"]
+TOOLTIP = ["status", "n_runs", "run_ids", "val_acc_ci95", "test_acc_ci95", *METRICS, *OPTIONAL_METRICS,
+           *pareto.DERIVED_COSTS, *(c for c in pareto.COSTS if c not in METRICS + OPTIONAL_METRICS),
+           "pred_hist", "collapsed", "below_constant"]
+TABLE = ["trial_id", "arch", "status", "n_runs", "val_acc", "val_acc_ci95", "test_acc", "test_acc_ci95",
+         "collapsed", "below_constant", "epochs", "train_time_s", "eval_time_s", "infer_ms_per_review",
+         "peak_rss_mb", "params_no_embedding", "samples_per_s", "train_cost", "cost_per_1m_reviews"]
 
 SCRIPT = """
 const tip = document.getElementById('tip');
@@ -68,11 +73,22 @@ table.trials td, table.trials th { border: 1px solid #ccc; padding: 2px 6px; }
 
 
 def write_page(table: pd.DataFrame, fronts: dict[str, list[str]], path,
-               accuracy: str = pareto.ACCURACY, title: str = "Pareto fronts") -> Path:
-    """Write the page; ``fronts`` is ``{cost: [trial ids]}`` as in ``pareto.json``."""
+               accuracy: str = pareto.ACCURACY, title: str = "Pareto fronts", anchor: dict | None = None) -> Path:
+    """Write the page; ``fronts`` is ``{cost: [trial ids]}``; ``anchor`` the constant predictor
+    (``{"val_acc": ...}`` as in ``pareto.json``)."""
     colors = arch_colors(table["arch"]) if len(table) else {}
     records = [_record(r) for _, r in table.iterrows()]
-    sections = [_section(table, cost, ids, accuracy, colors) for cost, ids in fronts.items()]
+    base = (anchor or {}).get(accuracy)
+    base = float(base) if base is not None and np.isfinite(base) else None
+    sections = [_section(table, cost, ids, accuracy, colors, base) for cost, ids in fronts.items()
+                if cost in pareto.DEFAULT_PLOTS]
+    more = [_section(table, cost, ids, accuracy, colors, base) for cost, ids in fronts.items()
+            if cost not in pareto.DEFAULT_PLOTS]
+    if more:
+        sections.append(f"<details><summary>More cost axes ({len(more)})</summary>{''.join(more)}</details>")
+    constant = ("" if base is None else f" Grey dashed line: the constant predictor (always the train "
+                f"split's majority class, {100 * base:.1f}% at zero cost), where every front starts; "
+                "trials at or below it (crossed out) are on no front.")
     legend = " ".join(f'<span style="color:{c}">&#9679;</span> {html.escape(a)}'
                       for a, c in colors.items())
     data = json.dumps(records, default=str).replace("</", "<\\/")   # cannot close the script tag
@@ -80,9 +96,10 @@ def write_page(table: pd.DataFrame, fronts: dict[str, list[str]], path,
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Fronts are selected on <b>{accuracy}</b> (validation accuracy, the y axis); test accuracy is shown in
-each trial's tooltip and in the table below. Filled dots: finished trials; hollow: running or failed
-(never on a front). Black step line: the front. Hover a dot for the trial's hyperparameters and
+<p>Fronts are selected on <b>{accuracy}</b> (validation accuracy, the y axis: the mean over a
+configuration's runs, with its 95% interval as a vertical bar); test accuracy is shown in each trial's
+tooltip and in the table below. Filled dots: finished trials; hollow: running or failed (never on a
+front). Black step line: the front.{constant} Hover a dot for the trial's hyperparameters and
 metrics. {legend}</p>
 {''.join(sections)}
 <h2>All trials</h2>
@@ -109,16 +126,20 @@ def _record(row: pd.Series) -> dict:
 
 
 
-def _section(table, cost, ids, accuracy, colors) -> str:
+def _section(table, cost, ids, accuracy, colors, base=None) -> str:
     label = pareto.COSTS.get(cost, (cost, ""))[0]
     acc = pd.to_numeric(table.get(accuracy), errors="coerce").to_numpy(float)
     cst = pd.to_numeric(table.get(cost), errors="coerce").to_numpy(float)
+    ci = pd.to_numeric(table.get(f"{accuracy}_ci95", pd.Series(np.nan, index=table.index)),
+                       errors="coerce").fillna(0.0).to_numpy(float)
     has = np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
     if not has.any():
         return f"<h2>{html.escape(accuracy)} vs {html.escape(label)}</h2><p>No trial has both yet.</p>"
     log = use_log(cst[has])
     x0, x1 = cst[has].min(), cst[has].max()
-    y0, y1 = acc[has].min(), acc[has].max()
+    y0, y1 = (acc[has] - ci[has]).min(), (acc[has] + ci[has]).max()
+    if base is not None:
+        y0, y1 = min(y0, base), max(y1, base)
     if log:
         x0, x1 = x0 / 1.3, x1 * 1.3
     else:
@@ -135,16 +156,30 @@ def _section(table, cost, ids, accuracy, colors) -> str:
         return H - BOTTOM - (v - y0) / (y1 - y0) * (H - TOP - BOTTOM)
 
     parts = [_axes(x0, x1, y0, y1, log, sx, sy, label, accuracy)]
-    finished = pareto.eligible(table, cost, accuracy).to_numpy()
+    if base is not None:
+        parts.append(f'<line class="anchor" x1="{LEFT}" y1="{sy(base):.1f}" x2="{W - RIGHT}" y2="{sy(base):.1f}" '
+                     f'stroke="#888" stroke-dasharray="6,4"/><text x="{W - RIGHT - 4}" y="{sy(base) - 5:.1f}" '
+                     f'font-size="12" fill="#666" text-anchor="end">constant predictor (majority class) '
+                     f'{100 * base:.1f}%, zero cost</text>')
+    finished = pareto.measured(table, cost, accuracy).to_numpy()
+    low = table["below_constant"].astype(bool).to_numpy() if "below_constant" in table else np.zeros(len(table), bool)
     for i in np.flatnonzero(has):
         color = colors[str(table["arch"].iloc[i])]
         fill = color if finished[i] else "none"
-        parts.append(f'<circle data-i="{i}" cx="{sx(cst[i]):.1f}" cy="{sy(acc[i]):.1f}" r="6" '
+        x, y = sx(cst[i]), sy(acc[i])
+        if ci[i] > 0:
+            parts.append(f'<line class="ci" x1="{x:.1f}" y1="{sy(acc[i] - ci[i]):.1f}" x2="{x:.1f}" '
+                         f'y2="{sy(acc[i] + ci[i]):.1f}" stroke="{color}" stroke-opacity="0.5" stroke-width="1.5"/>')
+        if low[i]:
+            parts.append(f'<path d="M{x - 8:.1f},{y - 8:.1f} L{x + 8:.1f},{y + 8:.1f} M{x - 8:.1f},{y + 8:.1f} '
+                         f'L{x + 8:.1f},{y - 8:.1f}" stroke="#555" stroke-width="1.2"/>')
+        parts.append(f'<circle data-i="{i}" cx="{x:.1f}" cy="{y:.1f}" r="6" '
                      f'fill="{fill}" fill-opacity="0.8" stroke="{color}" stroke-width="1.5"/>')
     pos = {str(t): i for i, t in enumerate(table["trial_id"])}
     pts = [(cst[pos[t]], acc[pos[t]]) for t in ids if t in pos]
-    if pts:   # step line: horizontal to the next front trial's cost, then up to its accuracy
-        d = f"M{sx(pts[0][0]):.1f},{sy(pts[0][1]):.1f}"
+    if pts:   # step line from the constant predictor: across to each front trial's cost, then up to it
+        start = f"M{LEFT},{sy(base):.1f} L{sx(pts[0][0]):.1f},{sy(base):.1f} " if base is not None else "M"
+        d = f"{start}{'L' if base is not None else ''}{sx(pts[0][0]):.1f},{sy(pts[0][1]):.1f}"
         for (_, ya), (xb, yb) in zip(pts, pts[1:]):
             d += f" L{sx(xb):.1f},{sy(ya):.1f} L{sx(xb):.1f},{sy(yb):.1f}"
         parts.insert(1, f'<path d="{d}" fill="none" stroke="#000" stroke-width="1.8"/>')

@@ -6,7 +6,9 @@ low, and it is strictly better on one of the two. The front is every trial that 
 two trials equal on both accuracy and cost are both on it (neither dominates the other).
 
 Only *finished* trials with a finite accuracy and a finite, positive cost enter a front: a running trial's
-numbers still change, an errored one stopped part-way, and a NaN cannot be compared.
+numbers still change, an errored one stopped part-way, and a NaN cannot be compared. Every front starts
+at the *constant predictor* (always the train split's majority class: zero cost, ``constant`` accuracy):
+a trial at or below it (``below_constant``, set by ``mark_constant``) buys nothing and is never on a front.
 
     from study.analysis.pareto import front_ids, COSTS
     ids = front_ids(frame, cost="train_time_s")            # accuracy = val_acc
@@ -23,24 +25,58 @@ REPORTED_ACCURACY = "test_acc"
 FINISHED = ("TERMINATED",)    # Ray's status for trials that ended normally (ASHA-stopped ones included)
 
 # Cost columns a front can be drawn against: column -> (axis label with unit, what it measures).
-# ``train_s_per_1k_samples`` is derived by ``with_derived_costs`` as 1000 / samples_per_s.
+# Derived ones come from ``with_derived_costs`` and, with a price, ``with_prices``.
 COSTS: dict[str, tuple[str, str]] = {
-    "train_time_s": ("training time (s)", "total wall-clock training time of the trial"),
+    "train_time_s": ("training time (s)", "the trial's training steps (batches, forward, backward, optimizer), "
+                     "evaluation excluded"),
+    "infer_ms_per_review": ("inference ms per review, batch 1 (ms)",
+                            "median time to classify one test review on its own"),
     "params_no_embedding": ("parameters without embeddings (count)",
                             "model parameters outside the embedding table"),
+    "train_cost": ("training cost (price units)", "train_time_s x the trial's CPUs and GPUs x their price per hour"),
+    "cost_per_1m_reviews": ("cost per 1M reviews served (price units)",
+                            "1M reviews at infer_reviews_per_s (batch 256) x the trial's price per hour"),
+    "batch_ms_per_review": ("inference ms per review, batch 256 (ms)", "1000 / infer_reviews_per_s"),
     "train_s_per_1k_samples": ("training seconds per 1,000 samples (s)",
                                "1000 / samples_per_s: training throughput inverted"),
+    "peak_rss_mb": ("peak memory (MB)", "the trial's own peak resident memory"),
 }
+# Drawn as PNG/SVG by default (all of them are in pareto.json and the page; `report --all-plots` draws all).
+DEFAULT_PLOTS = ("train_time_s", "infer_ms_per_review", "params_no_embedding", "train_cost")
+CONSTANT = "constant predictor (the train split's majority class)"
 
 
-DERIVED_COSTS = ("train_s_per_1k_samples",)
+DERIVED_COSTS = ("train_s_per_1k_samples", "batch_ms_per_review")
 
 
 def with_derived_costs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add derived cost columns (a copy): ``train_s_per_1k_samples = 1000 / samples_per_s``."""
+    """Add derived cost columns (a copy): ``train_s_per_1k_samples = 1000 / samples_per_s`` and
+    ``batch_ms_per_review = 1000 / infer_reviews_per_s``."""
     out = frame.copy()
-    sps = pd.to_numeric(out.get("samples_per_s", pd.Series(np.nan, index=out.index)), errors="coerce")
-    out["train_s_per_1k_samples"] = 1000.0 / sps.where(sps > 0)
+    for col, rate in (("train_s_per_1k_samples", "samples_per_s"), ("batch_ms_per_review", "infer_reviews_per_s")):
+        per_s = pd.to_numeric(out.get(rate, pd.Series(np.nan, index=out.index)), errors="coerce")
+        out[col] = 1000.0 / per_s.where(per_s > 0)
+    return out
+
+
+def with_prices(frame: pd.DataFrame, price: dict | None, cpus: float, gpus: float) -> pd.DataFrame:
+    """Add ``train_cost`` and ``cost_per_1m_reviews`` (a copy) from a price per hour of one CPU and one GPU
+    (``study run --price-per-hour``) and the resources each trial held; unchanged without a price."""
+    if not price:
+        return frame
+    out = frame.copy()
+    hourly = cpus * price.get("cpu", 0.0) + gpus * price.get("gpu", 0.0)
+    rate = pd.to_numeric(out.get("infer_reviews_per_s"), errors="coerce")
+    out["train_cost"] = pd.to_numeric(out["train_time_s"], errors="coerce") / 3600 * hourly
+    out["cost_per_1m_reviews"] = 1e6 / rate.where(rate > 0) / 3600 * hourly
+    return out
+
+
+def mark_constant(frame: pd.DataFrame, constant: float, accuracy: str = ACCURACY) -> pd.DataFrame:
+    """Add ``below_constant`` (a copy): accuracy at or below the constant predictor's (never on a front)."""
+    out = frame.copy()
+    acc = pd.to_numeric(out.get(accuracy, pd.Series(np.nan, index=out.index)), errors="coerce")
+    out["below_constant"] = (acc <= constant).fillna(False).astype(bool) if np.isfinite(constant) else False
     return out
 
 
@@ -62,14 +98,20 @@ def non_dominated(accuracy, cost) -> np.ndarray:
     return mask
 
 
-def eligible(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
-    """Rows that may enter a front: finished, finite accuracy, finite positive cost."""
+def measured(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
+    """Finished rows with a finite accuracy and a finite, positive cost: the points a plot fills in."""
     if cost not in frame.columns or accuracy not in frame.columns:
         return pd.Series(False, index=frame.index)
     acc = pd.to_numeric(frame[accuracy], errors="coerce").astype(float)
     cst = pd.to_numeric(frame[cost], errors="coerce").astype(float)
     status = frame["status"] if "status" in frame.columns else pd.Series("TERMINATED", index=frame.index)
     return status.isin(FINISHED) & np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
+
+
+def eligible(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
+    """Rows that may enter a front: measured, and above the constant predictor."""
+    above = ~frame["below_constant"].astype(bool) if "below_constant" in frame.columns else True
+    return measured(frame, cost, accuracy) & above
 
 
 def front_mask(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> pd.Series:
@@ -100,6 +142,23 @@ def all_fronts(frame: pd.DataFrame, costs=None, accuracy: str = ACCURACY) -> dic
     """{cost: [trial ids on its front, cheapest first]} for every cost column present in ``frame``."""
     costs = list(COSTS) if costs is None else list(costs)
     return {c: front_ids(frame, c, accuracy) for c in costs if c in frame.columns}
+
+
+def front_points(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY) -> list[dict]:
+    """pareto.json's front, cheapest first: each point with its runs' means and 95% half-widths
+    (``study.analysis.noise.configurations`` gives the frame these columns)."""
+    points = []
+    for _, r in front(frame, cost, accuracy).iterrows():
+        points.append({"trial_id": str(r["trial_id"]), "arch": str(r.get("arch")), cost: _num(r[cost]),
+                       "n_runs": int(r.get("n_runs", 1)),
+                       **{f"{a}_{k}": _num(r.get(a if k == "mean" else f"{a}_ci95"))
+                          for a in (ACCURACY, REPORTED_ACCURACY) for k in ("mean", "ci95")}})
+    return points
+
+
+def _num(v):
+    v = pd.to_numeric(v, errors="coerce")
+    return None if v is None or pd.isna(v) else float(v)
 
 
 def describe_front(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY,
@@ -134,6 +193,10 @@ def describe_front(frame: pd.DataFrame, cost: str, accuracy: str = ACCURACY,
     for arch in off:
         lines.append(f"{arch} is not on this front: each finished {arch} trial is dominated (another "
                      f"trial has at least its {accuracy} at no more {cost}, better on one)")
+    if "below_constant" in frame.columns and frame["below_constant"].astype(bool).any():
+        low = frame[frame["below_constant"].astype(bool)]
+        ids = ", ".join(f"{a} {i}" for a, i in zip(low["arch"].astype(str), low["trial_id"].astype(str)))
+        lines.append(f"never on a front, at or below the {CONSTANT} that costs nothing: {ids}")
     return lines
 
 

@@ -1,13 +1,16 @@
 """Static Pareto plots (PNG + SVG) of accuracy against one cost, with matplotlib's Agg backend.
 
-Every trial with metrics is a point coloured by architecture (finished: filled; running or errored:
-hollow, never on the front). The front (selected on validation accuracy, see ``study.analysis.pareto``) is a
-black step line; each front trial's *test* accuracy is a small cross joined to its validation point by a
+Every configuration with metrics is a point coloured by architecture (finished: filled; running or
+errored: hollow, never on the front), with a vertical error bar: the 95% interval of its validation
+accuracy (``val_acc_ci95``, see ``study.analysis.noise``). The front (selected on validation accuracy, see
+``study.analysis.pareto``) is a black step line that starts at the constant predictor (the grey dashed
+line: the majority class, at zero cost); trials at or below it are crossed out in grey. Each front
+trial's *test* accuracy is a small cross with its own interval, joined to its validation point by a
 dotted line, so the selection metric and the reported one are both visible. The best trial of each
 architecture is labelled. The cost axis is logarithmic when it spans more than ~1.5 decades.
 
     from study.analysis.plots import plot_front
-    png, svg = plot_front(table, "train_time_s", "results/demo")
+    png, svg = plot_front(configs, "train_time_s", "results/demo", anchor={"val_acc": 0.5})
 """
 from __future__ import annotations
 
@@ -51,8 +54,14 @@ def chance_level(table: pd.DataFrame) -> float | None:
     return None
 
 
+def _bars(table: pd.DataFrame, column: str) -> np.ndarray:
+    """100 x the 95% half-widths in ``column`` (0 where unknown: no bar)."""
+    ci = pd.to_numeric(table.get(column, pd.Series(np.nan, index=table.index)), errors="coerce")
+    return 100 * ci.fillna(0.0).to_numpy(float)
+
+
 def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.ACCURACY,
-               reported: str = pareto.REPORTED_ACCURACY) -> tuple[Path, Path]:
+               reported: str = pareto.REPORTED_ACCURACY, anchor: dict | None = None) -> tuple[Path, Path]:
     """Draw ``pareto_<cost>.png`` and ``.svg`` into ``out_dir``; returns both paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +70,7 @@ def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.A
     cst = pd.to_numeric(table.get(cost), errors="coerce")
     has = np.isfinite(acc) & np.isfinite(cst) & (cst > 0)
     rows = table[has]
-    finished = pareto.eligible(table, cost, accuracy)[has]
+    finished = pareto.measured(table, cost, accuracy)[has]
     colors = arch_colors(table["arch"]) if len(table) else {}
 
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
@@ -69,6 +78,8 @@ def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.A
         mine = rows["arch"].astype(str) == arch
         done, other = rows[mine & finished], rows[mine & ~finished]
         if len(done):
+            ax.errorbar(done[cost], 100 * done[accuracy], yerr=_bars(done, f"{accuracy}_ci95"), fmt="none",
+                        ecolor=color, alpha=0.45, elinewidth=1.2, capsize=3, zorder=2)
             ax.scatter(done[cost], 100 * done[accuracy], s=46, color=color, alpha=0.8,
                        edgecolors="white", linewidths=0.6, label=f"{arch} ({len(done)} finished)",
                        zorder=3)
@@ -76,17 +87,31 @@ def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.A
             ax.scatter(other[cost], 100 * other[accuracy], s=46, facecolors="none", edgecolors=color,
                        linewidths=1.2, label=f"{arch} ({len(other)} not finished)", zorder=3)
 
+    base = anchor.get(accuracy) if anchor else None
+    base = 100 * float(base) if base is not None and np.isfinite(base) else None
+    log = use_log(rows[cost])
+    positive = rows[cost][rows[cost] > 0]
+    left = (positive.min() / 1.6 if log else 0.0) if len(positive) else 0.0
     front = pareto.front(table, cost, accuracy)
     if len(front):
         fx, fy = front[cost].to_numpy(float), 100 * front[accuracy].to_numpy(float)
+        if base is not None:    # the front starts at the constant predictor: zero cost (the axis' left end)
+            fx, fy = np.r_[left, fx], np.r_[base, fy]
         ax.step(fx, fy, where="post", color="black", linewidth=1.6, zorder=2,
                 label=f"Pareto front on {accuracy} ({len(front)} trials)")
+        fx, fy = front[cost].to_numpy(float), 100 * front[accuracy].to_numpy(float)
         test = 100 * pd.to_numeric(front.get(reported), errors="coerce").to_numpy(float)
         ok = np.isfinite(test)
         ax.vlines(fx[ok], fy[ok], test[ok], colors="0.45", linestyles=":", linewidth=1, zorder=2)
+        ax.errorbar(fx[ok], test[ok], yerr=_bars(front, f"{reported}_ci95")[ok], fmt="none", ecolor="0.5",
+                    elinewidth=0.8, capsize=2, zorder=3)
         ax.scatter(fx[ok], test[ok], marker="x", s=40, color=[colors[str(a)] for a in front["arch"][ok]],
                    linewidths=1.6, zorder=4)
-        ax.plot([], [], "x", color="0.3", markersize=7, mew=1.6, label=f"{reported} of front trials")
+        ax.plot([], [], "x", color="0.3", markersize=7, mew=1.6, label=f"{reported} of front trials (95% interval)")
+    if "below_constant" in rows.columns and rows["below_constant"].astype(bool).any():
+        low = rows[rows["below_constant"].astype(bool)]
+        ax.scatter(low[cost], 100 * low[accuracy], marker="x", s=90, color="0.35", linewidths=1.2, zorder=4,
+                   label=f"at or below the constant predictor ({len(low)}): never on a front")
 
     if "collapsed" in rows.columns and rows["collapsed"].astype(bool).any():
         bad = rows[rows["collapsed"].astype(bool)]
@@ -94,17 +119,21 @@ def plot_front(table: pd.DataFrame, cost: str, out_dir, accuracy: str = pareto.A
                    linewidths=1.0, zorder=2, label=f"collapsed to one class ({len(bad)})")
 
     chance = chance_level(table)
-    if chance is not None:
+    if base is not None:
+        ax.axhline(base, color="0.5", linestyle="--", linewidth=1, zorder=1,
+                   label=f"constant predictor (majority class): {base:.1f}% at zero cost")
+    elif chance is not None:
         ax.axhline(100 * chance, color="0.5", linestyle="--", linewidth=1, zorder=1,
                    label=f"chance (1/{round(1 / chance)} = {100 * chance:.1f}%)")
 
-    if use_log(rows[cost]):
+    if log:
         ax.set_xscale("log")
+    if len(positive):
+        ax.set_xlim(left=left)
     ax.set_xlabel(label + (", log scale" if ax.get_xscale() == "log" else ""), fontsize=12)
     ax.set_ylabel("accuracy (%)", fontsize=12)
-    ax.set_title(f"{accuracy} vs {label}\nfront selected on validation accuracy (dots); "
-                 f"{reported} of each front trial drawn as a cross below/above its dot",
-                 fontsize=12)
+    ax.set_title(f"{accuracy} vs {label}\nfront selected on validation accuracy (dots, mean over runs, "
+                 f"95% bars); {reported} of each front trial: a cross", fontsize=12)
     ax.grid(True, which="major", alpha=0.3)
     ax.tick_params(labelsize=11)
     has_labels = bool(ax.get_legend_handles_labels()[0])

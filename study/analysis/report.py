@@ -6,13 +6,20 @@ writes into ``--out``:
     trials.parquet      one row per trial: metrics of its last report, ``config/<name>`` hyperparameters,
                         derived ``train_s_per_1k_samples`` (= 1000 / samples_per_s), ``num_classes`` and
                         ``collapsed`` (``study.train.metrics.is_collapsed``)
-    pareto.json         {"accuracy": "val_acc", "fronts": {cost: [trial ids, cheapest first]}}
-    pareto_<cost>.png/.svg  static plots (plots.py), pareto.html (page.py)
+    pareto.json         {"accuracy": "val_acc", "anchor": the constant predictor (zero cost, its val/test
+                        accuracy), "costs": {cost: what it measures}, "fronts": {cost: [points, cheapest
+                        first]}, each point {trial_id, arch, <cost>, n_runs, val_acc_mean, val_acc_ci95,
+                        test_acc_mean, test_acc_ci95} (half-widths, see noise.py), "below_constant":
+                        [trial ids], "paired_tests": [{a, b, diff, lo, hi, p, n, ...}]}
+    pareto_<cost>.png/.svg  static plots (plots.py) of ``pareto.DEFAULT_PLOTS`` (``--all-plots``: every
+                        cost), pareto.html (page.py): every cost, error bars, the constant predictor
     summary.md          summary.py: the original study's table measured, frozen vs fine-tuned embeddings,
                         the fronts in words, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
 TERMINATED) with metrics enter the fronts and the table; every status is counted, ERROR rows are listed.
+Fronts, tables and plots are over *configurations*: a search trial with its repeats, its accuracies the
+mean over its runs (``noise.configurations``); trials.parquet keeps one row per run.
 """
 from __future__ import annotations
 
@@ -21,37 +28,92 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from study import experiment
-from study.analysis import pareto
+from data_prep import store as store_mod
+from study.analysis import noise, pareto
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
-from study.analysis.results import trials_frame
-from study.analysis.summary import summary_markdown
-from study.analysis.table import parquet_ready, trials_table
+from study.analysis.results import load_predictions, trials_frame
+from study.analysis.summary import noise_section, summary_markdown
+from study.analysis.table import best_per_arch, parquet_ready, trials_table
 from study.errors import reported_as_usage
 
 
-def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None) -> dict[str, Path]:
+def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None, *, splits: noise.Splits | None = None,
+                 predictions: dict | None = None, launch: dict | None = None,
+                 all_plots: bool = False) -> dict[str, Path]:
     """Write every report file into ``out_dir``; returns {name: path}. ``diagnosis_path`` defaults to
-    ``out_dir/diagnosis.md`` (linked from summary.md when it exists)."""
+    ``out_dir/diagnosis.md`` (linked from summary.md when it exists). ``splits``: the store's evaluation
+    splits (default: guessed from the trials); ``predictions``: {trial_id: best-epoch predictions}
+    (``results.load_predictions``) for the paired tests; ``launch``: the study's launch.json (price)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    t = trials_table(frame)
-    fronts = pareto.all_fronts(t)
+    launch = launch or {}
+    t = pareto.with_prices(trials_table(frame), launch.get("price_per_hour"),
+                           launch.get("cpus_per_trial", 1.0), launch.get("gpus_per_trial", 0.0))
+    splits = splits or noise.Splits.guessed(t)
+    t = pareto.mark_constant(t, splits.constant_val)
+    configs = pareto.mark_constant(noise.configurations(t, splits), splits.constant_val)
+    costs = [c for c in pareto.COSTS if c in configs.columns]
+    points = {c: pareto.front_points(configs, c) for c in costs}
+    fronts = {c: [p["trial_id"] for p in pts] for c, pts in points.items()}
+    tests = noise.compare(configs, noise_pairs(configs, fronts), predictions or {})
     files = {"trials.parquet": out_dir / "trials.parquet", "pareto.json": out_dir / "pareto.json"}
     parquet_ready(t).to_parquet(files["trials.parquet"], index=False)
-    files["pareto.json"].write_text(json.dumps({"accuracy": pareto.ACCURACY, "fronts": fronts},
-                                               indent=2) + "\n")
-    for cost in fronts:
-        png, svg = plot_front(t, cost, out_dir)
+    anchor = {"predictor": pareto.CONSTANT, "cost": 0, "val_acc": splits.constant_val,
+              "test_acc": splits.constant_test, "source": splits.source}
+    doc = {"accuracy": pareto.ACCURACY, "anchor": anchor,
+           "costs": {c: pareto.COSTS[c][1] for c in costs}, "fronts": points,
+           "below_constant": list(configs.loc[configs["below_constant"], "trial_id"].astype(str)),
+           "intervals": "95% half-widths: Wilson over the split's reviews, with Student's t over seeds "
+                        "when a configuration has several runs (study/analysis/noise.py)",
+           "paired_tests": tests}
+    files["pareto.json"].write_text(json.dumps(_json_ready(doc), indent=2, default=str, allow_nan=False) + "\n")
+    plotted = [c for c in costs if (all_plots or c in pareto.DEFAULT_PLOTS)
+               and (configs[c].notna().any() or c == "train_time_s")]
+    for cost in plotted:
+        png, svg = plot_front(configs, cost, out_dir, anchor=anchor)
         files[png.name], files[svg.name] = png, svg
-    files["pareto.html"] = write_page(t, fronts, out_dir / "pareto.html")
+    files["pareto.html"] = write_page(configs, fronts, out_dir / "pareto.html", anchor=anchor)
     diagnosis = Path(diagnosis_path) if diagnosis_path else out_dir / "diagnosis.md"
     files["summary.md"] = out_dir / "summary.md"
-    files["summary.md"].write_text(summary_markdown(t, fronts, diagnosis, out_dir))
+    files["summary.md"].write_text(summary_markdown(configs, {c: fronts[c] for c in plotted}, diagnosis, out_dir,
+                                                    noise=noise_section(t, configs, tests, splits)))
     return files
+
+
+def _json_ready(v):
+    """NaN -> null (JSON has no NaN), numpy numbers -> Python ones, recursively."""
+    if isinstance(v, dict):
+        return {k: _json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_ready(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def noise_pairs(configs: pd.DataFrame, fronts: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """What the report compares: the best configuration of each architecture against each other's, then
+    adjacent members of the default fronts (more accurate first)."""
+    best = list(best_per_arch(configs)["trial_id"].astype(str))
+    pairs = [(a, b) for i, a in enumerate(best) for b in best[i + 1:]]
+    acc = dict(zip(configs["trial_id"].astype(str), configs[pareto.ACCURACY]))
+    for cost in (c for c in pareto.DEFAULT_PLOTS if c in fronts):
+        ids = sorted(fronts[cost], key=lambda i: -acc[i])
+        pairs += list(zip(ids, ids[1:]))
+    out, seen = [], set()
+    for a, b in pairs:
+        a, b = (a, b) if acc[a] >= acc[b] else (b, a)     # the more accurate first: diffs read positive
+        if (a, b) not in seen:
+            seen.add((a, b))
+            out.append((a, b))
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,13 +122,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the report files")
     parser.add_argument("--diagnosis", default=None,
                         help="diagnosis.md to link (default: OUT/diagnosis.md when present)")
+    parser.add_argument("--all-plots", action="store_true",
+                        help="a PNG/SVG for every cost axis, not only " + ", ".join(pareto.DEFAULT_PLOTS))
 
 
 def main(args: argparse.Namespace) -> int:
     """``python -m study report`` (registered in ``study/__main__.py``)."""
-    frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
+    path = experiment.experiment_path(args.storage_path, args.name)
+    frame = trials_frame(path)
+    launch = experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") or {}
+    try:
+        splits = noise.Splits.from_manifest(store_mod.read_manifest(launch["store"]))
+    except (KeyError, store_mod.StoreError, OSError):
+        splits = None       # the store moved or is gone: balanced classes are assumed (said in pareto.json)
+    predictions = load_predictions(path, frame["trial_id"]) if len(frame) else {}
     with reported_as_usage(ValueError):
-        files = write_report(frame, args.out, args.diagnosis)
+        files = write_report(frame, args.out, args.diagnosis, splits=splits, predictions=predictions,
+                             launch=launch, all_plots=args.all_plots)
     counts = ", ".join(f"{k} {v}" for k, v in frame["status"].value_counts().items()) if len(frame) else ""
     print(f"report of {len(frame)} trials ({counts}) -> {args.out}: {', '.join(sorted(files))}")
     return 0

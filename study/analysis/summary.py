@@ -145,8 +145,51 @@ def baseline_section(t: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def noise_section(runs: pd.DataFrame, configs: pd.DataFrame, tests: list[dict], splits) -> list[str]:
+    """Which differences are real: intervals, the constant predictor, paired tests in words, and what the
+    repeats cost. ``runs``: one row per run; ``configs``, ``tests``, ``splits``: study.analysis.noise."""
+    from study.analysis import noise
+
+    md = ["## Noise: which differences are real", "",
+          "Accuracies are means over each configuration's runs (a search trial and its repeats with other "
+          "seeds), with 95% intervals (+-, half-widths) joining review sampling (Wilson, at the split's size:"
+          f" {fmt.fixed(splits.n_val, 0)} validation, {fmt.fixed(splits.n_test, 0)} test reviews) and seed "
+          "variance (Student's t, with several runs).", "",
+          f"The {pareto.CONSTANT}: val {fmt.points(splits.constant_val)}, test "
+          f"{fmt.points(splits.constant_test)} at zero cost: the anchor of every front; "
+          f"{int(configs['below_constant'].sum())} configurations at or below it are on no front.", ""]
+    spent = runs[["train_time_s", "eval_time_s"]].apply(pd.to_numeric, errors="coerce").fillna(0).sum(axis=1)
+    repeat = runs["repeat_of"].notna() if "repeat_of" in runs.columns else pd.Series(False, index=runs.index)
+    if repeat.any() and spent.sum() > 0:
+        md += [f"Repeats: {int(repeat.sum())} runs of {runs.loc[repeat, 'repeat_of'].nunique()} configurations; "
+               f"they trained and evaluated for {fmt.duration(spent[repeat].sum())}, "
+               f"{100 * spent[repeat].sum() / spent.sum():.0f}% of the study's {fmt.duration(spent.sum())}.", ""]
+    else:
+        md += ["No repeats: every interval is review sampling alone (`study run --repeats R` adds seeds).", ""]
+    ids = list(dict.fromkeys(i for x in tests for i in (x["a"], x["b"])))
+    rows = configs.set_index(configs["trial_id"].astype(str))
+    if ids:
+        md += ["| configuration | arch | runs | val acc | test acc |", "|---|---|---|---|---|"]
+        md += [f"| `{i}` | {rows.at[i, 'arch']} | {rows.at[i, 'n_runs']} | "
+               f"{fmt.points(rows.at[i, 'val_acc'])} +- {fmt.points(rows.at[i, 'val_acc_ci95'])} | "
+               f"{fmt.points(rows.at[i, 'test_acc'])} +- {fmt.points(rows.at[i, 'test_acc_ci95'])} |" for i in ids]
+        md.append("")
+    md += ["Paired tests on the same test reviews (paired bootstrap of the accuracy difference; the more "
+           "accurate on validation first):", ""]
+    for x in tests or []:
+        who = f"{x['arch_a']} `{x['a']}` vs {x['arch_b']} `{x['b']}`"
+        if x["p"] is None:
+            md.append(f"- {who}: no per-review test predictions for both, no paired test")
+            continue
+        verdict = "within noise" if noise.within_noise(x["p"]) else "distinguishable from noise"
+        md.append(f"- {who}: {100 * x['diff']:+.1f} points on test, {verdict} ({noise.p_text(x['p'])}; 95% "
+                  f"interval {100 * x['lo']:+.1f} to {100 * x['hi']:+.1f}; {x['n']} reviews; "
+                  f"{x['runs_a']} vs {x['runs_b']} runs)")
+    return md + ([""] if tests else ["- no two finished configurations to compare", ""])
+
+
 def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: Path | None,
-                     out_dir: Path) -> str:
+                     out_dir: Path, noise: list[str] | None = None) -> str:
     counts = t["status"].value_counts()
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
     md = ["# Study report", "",
@@ -166,6 +209,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
                f"![{cost}](pareto_{cost}.png)", ""]
         md += [f"- {line}" for line in pareto.describe_front(t, cost)] + [""]
     md += ["Interactive version (hover for hyperparameters): [pareto.html](pareto.html).", ""]
+    md += noise or []
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)
     return "\n".join(md)
 

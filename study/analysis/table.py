@@ -4,8 +4,9 @@
     t = trials_table(results.trials_frame(path))
     best = best_per_arch(t)            # each architecture's best finished trial by val_acc
 
-``METRICS`` is the one list of numeric metric columns that the report, the page and the tables use; the
-collapse rule is ``study.train.metrics.is_collapsed`` (the same rule the diagnosis applies).
+``METRICS`` (+ ``OPTIONAL_METRICS``) are the numeric metric columns that the report, the page and the
+tables use; the collapse rule is ``study.train.metrics.is_collapsed`` (the same rule the diagnosis
+applies). ``repeat_of`` names, for a repeat, the search trial whose configuration it trains again.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ from study.train import metrics
 METRICS = ["val_acc", "test_acc", "macro_f1", "majority_share", "train_time_s", "epoch_time_s",
            "samples_per_s", "params_total", "params_trainable", "params_no_embedding",
            "max_params_per_layer", "epochs", "peak_rss_mb", "train_loss", "val_loss"]
+# Metrics that studies run before they existed lack (n/a there, not an error); the key tuples are the
+# trainer's, study.train.metrics (only numpy: no torch comes with it).
+OPTIONAL_METRICS = [k for k in (*metrics.COST_KEYS, *metrics.RUN_KEYS) if k not in METRICS]
 
 
 def trials_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -36,8 +40,10 @@ def trials_table(frame: pd.DataFrame) -> pd.DataFrame:
             if reported:
                 raise ValueError(f"trials reported results but none has the metric {col!r} (renamed?)")
             t[col] = np.nan
-    for col in METRICS:
-        t[col] = pd.to_numeric(t[col], errors="coerce").astype(float)
+    for col in METRICS + OPTIONAL_METRICS:
+        t[col] = pd.to_numeric(t[col], errors="coerce").astype(float) if col in t.columns else np.nan
+    if "repeat_of" not in t.columns:
+        t["repeat_of"] = None
     t["trial_id"] = t["trial_id"].astype(str)
     t["arch"] = t["arch"].fillna("?").astype(str)
     t["status"] = t["status"].fillna("UNKNOWN").astype(str)
@@ -76,7 +82,8 @@ def parquet_ready(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_per_arch(t: pd.DataFrame) -> pd.DataFrame:
-    """Each architecture's best finished trial by val_acc (ties: lower training time)."""
+    """Each architecture's best finished trial by val_acc (ties: lower training time). Selection is on
+    validation only; on a configurations frame (``noise.configurations``) val_acc is the runs' mean."""
     done = t[t["status"].isin(pareto.FINISHED) & t["val_acc"].notna()]
     done = done.sort_values(["val_acc", "train_time_s"], ascending=[False, True], kind="stable")
     return done.groupby("arch", sort=True).head(1).sort_values("arch")

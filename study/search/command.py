@@ -2,11 +2,13 @@
 
 One experiment holds all architectures so they share the cluster; each search-space file gets exactly
 ``--num-samples`` trials (``searcher.py``), stopped early by ASHA on ``val_acc``; each trial is the thin
-adapter of ``trial.py``. The experiment folder's layout is in ``study/experiment.py``.
+adapter of ``trial.py``. With ``--repeats R``, chosen trials are then trained again with R more seeds
+(``repeats.py``). The experiment folder's layout is in ``study/experiment.py``.
 
     python -m study run --store S --space search_spaces/cnn.yaml --space search_spaces/lstm.yaml \\
-        --name demo --storage-path results/ray --num-samples 8 [--address HOST:PORT] [--gpus-per-trial 0.25]
-    python -m study resume --storage-path results/ray --name demo
+        --name demo --storage-path results/ray --num-samples 8 [--address HOST:PORT] [--gpus-per-trial 0.25] \\
+        [--repeats 2] [--price-per-hour cpu=0.048,gpu=3.2]
+    python -m study resume --storage-path results/ray --name demo [--repeats 2]
     python -m study status --storage-path results/ray --name demo [--json]
 
 Ray is imported only inside ``run`` and ``resume``, after ``ray_env.connect`` has prepared its environment;
@@ -46,6 +48,9 @@ def run(args) -> int:
     started = time.time()
     if args.num_samples < 1:
         raise UsageError("--num-samples must be >= 1")
+    if args.repeats < 0:
+        raise UsageError("--repeats must be >= 0")
+    parse_price(args.price_per_hour)  # bad prices fail before Ray starts
     path = experiment.experiment_path(args.storage_path, args.name)
     with reported_as_usage(spaces_mod.SpaceError, store_mod.StoreError):
         spaces = [spaces_mod.load_space(f) for f in args.space]
@@ -73,7 +78,9 @@ def run(args) -> int:
     launch = {"store": args.store, "store_hash": manifest["content_hash"], "spaces": args.space,
               "arches": arches, "num_samples": args.num_samples, "total_trials": total, "max_epochs": max_t,
               "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-              "seed": args.seed, "max_failures": args.max_failures, "created": time.time()}
+              "seed": args.seed, "max_failures": args.max_failures, "max_concurrent": args.max_concurrent,
+              "repeats": args.repeats, "price_per_hour": parse_price(args.price_per_hour),
+              "created": time.time()}
     experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)  # claims the name
 
     searcher = searcher_mod.ArchSearcher(
@@ -94,7 +101,7 @@ def run(args) -> int:
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
-    return _fit(tuner, path, started)
+    return _fit(tuner, path, started) | _repeat(path, launch)
 
 
 def resume(args) -> int:
@@ -104,6 +111,7 @@ def resume(args) -> int:
     missing = UsageError(f"no study {args.name!r} to resume at {path}")
     if launch is None:
         raise missing
+    launch = _with_repeats(path, launch, args.repeats)
     connect(args.address)
     tune, *_, trial_mod = _tune_parts()
     if not tune.Tuner.can_restore(path):
@@ -114,7 +122,70 @@ def resume(args) -> int:
                                   launch["gpus_per_trial"]),
         resume_unfinished=True, resume_errored=True)
     print(f"resuming study {args.name} ({launch['total_trials']} trials) from {path}", flush=True)
-    return _fit(tuner, path, started)
+    return _fit(tuner, path, started) | _repeat(path, launch)
+
+
+# ------------------------------------------------------------------------- repeats and prices (repeats.py)
+
+def parse_price(text: str | None) -> dict[str, float] | None:
+    """``cpu=0.048,gpu=3.2`` -> {"cpu": 0.048, "gpu": 3.2}: price per hour of one CPU and of one GPU."""
+    if not text:
+        return None
+    price = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        try:
+            price[key.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--price-per-hour wants cpu=PRICE,gpu=PRICE, got {text!r}") from None
+    if not set(price) <= {"cpu", "gpu"} or any(v < 0 for v in price.values()):
+        raise UsageError(f"--price-per-hour wants cpu=PRICE,gpu=PRICE (non-negative), got {text!r}")
+    return {"cpu": price.get("cpu", 0.0), "gpu": price.get("gpu", 0.0)}
+
+
+def _with_repeats(path: str, launch: dict, repeats: int | None) -> dict:
+    """``resume --repeats R``: record R with the study (once planned, R cannot change)."""
+    if repeats is None or repeats == launch.get("repeats"):
+        return launch
+    if repeats < 0:
+        raise UsageError("--repeats must be >= 0")
+    plan = experiment.read_json(f"{path}/{experiment.REPEATS_DIR}/{experiment.PLAN_FILE}")
+    if plan:
+        raise UsageError(f"the repeats of this study are planned with --repeats {launch.get('repeats')}; "
+                         f"resume without --repeats to continue them")
+    launch = {**launch, "repeats": repeats}
+    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)
+    return launch
+
+
+def _repeat(path: str, launch: dict) -> int:
+    """After the search: the repeats of ``repeats.py``, then what they cost as a share of the study."""
+    if not launch.get("repeats"):
+        return 0
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from study.analysis.results import trials_frame
+    from study.search import progress, repeats, trial
+
+    folder = f"{path}/{experiment.REPEATS_DIR}"
+    if tune.Tuner.can_restore(folder):
+        _repair_checkpoints(folder)
+
+    def callbacks(folder: str, total: int) -> list:
+        return [progress.ProgressLine(total), progress.TrialsSnapshot(folder), JsonLoggerCallback(),
+                CSVLoggerCallback()]
+
+    repeats.fit_repeats(path, launch, trial.trainable(launch["store"], launch["store_hash"],
+                                                      launch["cpus_per_trial"], launch["gpus_per_trial"]),
+                        callbacks)
+    frame = trials_frame(path)
+    spent = frame[["train_time_s", "eval_time_s"]].fillna(0).sum(axis=1) if len(frame) else frame
+    mine = frame["repeat_of"].notna() if len(frame) else frame
+    if len(frame) and spent.sum() > 0:
+        print(f"repeats: {int(mine.sum())} runs trained and evaluated {spent[mine].sum():.1f}s of the study's "
+              f"{spent.sum():.1f}s ({100 * spent[mine].sum() / spent.sum():.0f}%)", flush=True)
+    return int(bool((frame.loc[mine, "status"] == "ERROR").any())) if len(frame) else 0
 
 
 def _repair_checkpoints(path: str) -> None:
@@ -161,7 +232,8 @@ def status(args) -> int:
     from study.analysis.results import trials_frame
 
     frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
-    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "node_id", "gpu_ids"]
+    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "repeat_of", "node_id",
+            "gpu_ids"]
     if len(frame):
         view = frame[[c for c in cols if c in frame]].copy()
         if "node_id" in view:
@@ -192,11 +264,17 @@ def add_run_arguments(p) -> None:
     p.add_argument("--time-budget-s", type=float, help="stop starting/continuing trials after this many seconds")
     p.add_argument("--max-concurrent", type=int, help="most trials at once (default: as resources allow)")
     p.add_argument("--max-failures", type=int, default=1, help="retries of a trial whose worker died")
+    p.add_argument("--repeats", type=int, default=0,
+                   help="after the search, train each front member and each architecture's best R more "
+                        "times with other seeds (not counted as search trials)")
+    p.add_argument("--price-per-hour", metavar="cpu=P,gpu=P",
+                   help="price of one CPU and one GPU per hour: adds train_cost and cost_per_1m_reviews")
 
 
 def add_resume_arguments(p) -> None:
     p.add_argument("--storage-path", required=True, help="experiment root given to run")
     p.add_argument("--name", required=True, help="experiment name given to run")
+    p.add_argument("--repeats", type=int, help="add repeats to a study run without them (see run --repeats)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
 
 

@@ -4,6 +4,13 @@
     history = train(TrainConfig.from_flat(preset("cnn_original")), store_mod.load("/tmp/imdb1k"), threads=2)
 
 
+Costs are the trial's alone (keys in ``study.train.metrics.COST_KEYS``): ``train_time_s`` times only the
+training steps; validation, and the test split (evaluated only at an epoch where validation accuracy
+improves), go to ``eval_time_s``; serving speed is measured once after the first epoch; the peak resident
+memory is reset when training starts. Every epoch reports the best epoch so far (``val_acc``,
+``best_epoch``, the test metrics at that epoch); its per-review predictions travel in the checkpoint and
+are written beside it as ``predictions.npz``.
+
 Training batches are length-bucketed (see batches.py) and reshuffled every epoch; evaluation runs in sorted
 batches under ``torch.inference_mode``. Fine-tuned embeddings get sparse gradients and SparseAdam (only
 the rows in a batch are touched); all other parameters get Adam/AdamW, with optional clipping of their
@@ -24,7 +31,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 import random
-import resource
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,14 +42,17 @@ import torch.nn.functional as F
 from data_prep import store as store_mod
 from study.train.batches import Batcher
 from study.train.config import TrainConfig
-from study.train.metrics import classification_metrics
+from study.train.metrics import classification_metrics, peak_rss_mb, reset_peak_rss
 from study.train.models import build_model, count_params
 
 EVAL_BATCH = 128
 CHECKPOINT_FILE = "checkpoint.pt"
+PREDICTIONS_FILE = "predictions.npz"
+INFER_SAMPLE = 100      # test reviews timed one at a time (the median is reported)
+INFER_BATCH, INFER_BATCHES = 256, 4
 
-__all__ = ["TrainConfig", "Session", "train", "evaluate", "Evaluation", "save_checkpoint",
-           "load_checkpoint", "resolve_device"]
+__all__ = ["TrainConfig", "Session", "train", "evaluate", "Evaluation", "measure_inference",
+           "save_checkpoint", "load_checkpoint", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -131,6 +140,7 @@ class Evaluation:
     loss: float            # mean loss (the config's loss, softmax-before-loss included)
     logits: np.ndarray     # (N, C) float32
     labels: np.ndarray     # (N,) int64
+    rows: np.ndarray       # (N,) int64: the store row of each output
 
     @property
     def preds(self) -> np.ndarray:
@@ -148,7 +158,8 @@ def evaluate(session: Session, rows: np.ndarray) -> Evaluation:
     was_training = model.training
     model.eval()
     total, logits, labels = torch.zeros((), device=session.device), [], []
-    for batch in session.batcher.eval_plan(rows, EVAL_BATCH):
+    plan = session.batcher.eval_plan(rows, EVAL_BATCH)
+    for batch in plan:
         ids, lengths, y = session.to_device(batch)
         out = session.forward(ids, lengths).float()
         total += session.loss(out, y, reduction="sum")
@@ -156,8 +167,10 @@ def evaluate(session: Session, rows: np.ndarray) -> Evaluation:
         labels.append(y.cpu())
     model.train(was_training)
     if not logits:
-        return Evaluation(float("nan"), np.zeros((0, session.num_classes), np.float32), np.zeros(0, np.int64))
-    return Evaluation(float(total) / len(rows), torch.cat(logits).numpy(), torch.cat(labels).numpy())
+        return Evaluation(float("nan"), np.zeros((0, session.num_classes), np.float32), np.zeros(0, np.int64),
+                          np.zeros(0, np.int64))
+    return Evaluation(float(total) / len(rows), torch.cat(logits).numpy(), torch.cat(labels).numpy(),
+                      np.concatenate(plan).astype(np.int64))
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
@@ -174,10 +187,67 @@ def _restore_rng(state: dict, rng: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def measure_inference(session: Session, rows: np.ndarray) -> dict:
+    """What serving costs: median ms per review at batch 1 (over up to ``INFER_SAMPLE`` of ``rows``) and
+    reviews/s in batches of ``INFER_BATCH`` (up to ``INFER_BATCHES`` of them, in the rows' own order, as
+    they would arrive). Batch building and the host-device copy are part of serving, so they are timed."""
+    if len(rows) == 0:
+        return {"infer_ms_per_review": float("nan"), "infer_reviews_per_s": float("nan")}
+    model, was_training = session.model, session.model.training
+    model.eval()
+    sync = torch.cuda.synchronize if session.device.type == "cuda" else (lambda: None)
+
+    def serve(batch: np.ndarray) -> float:
+        start = time.perf_counter()
+        ids, lengths, _ = session.to_device(batch)
+        session.forward(ids, lengths)
+        sync()
+        return time.perf_counter() - start
+
+    with torch.inference_mode():
+        serve(rows[:1])  # warm-up: first-call allocations are not the steady cost
+        single = [serve(rows[i:i + 1]) for i in range(min(len(rows), INFER_SAMPLE))]
+        batched = rows[:INFER_BATCH * INFER_BATCHES]
+        seconds = sum(serve(batched[i:i + INFER_BATCH]) for i in range(0, len(batched), INFER_BATCH))
+    model.train(was_training)
+    return {"infer_ms_per_review": 1000 * float(np.median(single)), "infer_reviews_per_s": len(batched) / seconds}
+
+
+@dataclass
+class _Best:
+    """The epoch with the best validation accuracy so far: its metrics and its per-review predictions."""
+
+    metrics: dict            # val_acc, best_epoch, and the test split's metrics at that epoch
+    predictions: dict        # val/test rows, labels and predictions at that epoch, in store row order
+
+    @staticmethod
+    def of(epoch: int, val: Evaluation, test: Evaluation, num_classes: int) -> "_Best":
+        metrics = {"val_acc": val.accuracy, **classification_metrics(test.labels, test.preds, num_classes),
+                   "best_epoch": epoch}
+        predictions = {}
+        for split, ev in (("val", val), ("test", test)):
+            order = np.argsort(ev.rows, kind="stable")
+            predictions.update({f"{split}_rows": torch.from_numpy(ev.rows[order].astype(np.int64)),
+                                f"{split}_labels": torch.from_numpy(ev.labels[order].astype(np.int64)),
+                                f"{split}_preds": torch.from_numpy(ev.preds[order].astype(np.int64))})
+        return _Best(metrics, predictions)
+
+    def improved_by(self, val: Evaluation) -> bool:
+        # NaN (an empty validation split) never counts as worse: then every epoch is evaluated on test
+        return not val.accuracy <= self.metrics["val_acc"]
+
+
+BEST_KEYS = ("val_acc", "test_acc", "macro_f1", "recall", "pred_hist", "majority_share", "best_epoch")
+
+
 def train(cfg: TrainConfig, store: store_mod.Store, *, device=None, threads: int | None = None,
           resume: dict | None = None, on_epoch: Callable[[dict, Callable[[], dict]], None] | None = None,
           log: Callable[[str], None] | None = None) -> list[dict]:
-    """Train ``cfg`` on ``store``; returns the per-epoch metrics (including resumed ones)."""
+    """Train ``cfg`` on ``store``; returns the per-epoch metrics (including resumed ones).
+
+    Each epoch's metrics carry the best epoch so far (``val_acc``, the test metrics at that epoch,
+    ``best_epoch``): what ASHA compares and what a stopped trial reports. The test split is evaluated only
+    when validation accuracy improves. Costs are in ``metrics.COST_KEYS``."""
     if cfg.arch == "linear":  # no network: one scikit-learn fit on the CPU (linear.py)
         from study.train import linear
         return linear.train(cfg, store, resume=resume, on_epoch=on_epoch, log=log)
@@ -189,11 +259,14 @@ def train(cfg: TrainConfig, store: store_mod.Store, *, device=None, threads: int
     rng = np.random.default_rng(cfg.seed)
     session = Session(cfg, store, device)
     params = count_params(session.model)
-    history, start = [], 0
+    reset_peak_rss()  # this trial's peak, not the worker's: Ray reuses the process for other trials
+    history, start, best = [], 0, None
     if resume is not None:
         session.load_state(resume)
         _restore_rng(resume["rng"], rng)
         history, start = [dict(m) for m in resume["history"]], int(resume["epoch"])
+        if history and resume.get("predictions"):
+            best = _Best({k: history[-1][k] for k in BEST_KEYS}, resume["predictions"])
     train_rows, val_rows, test_rows = (store.indices(s) for s in store_mod.SPLITS)
     if len(train_rows) == 0:
         raise ValueError("the store has no training rows")
@@ -204,34 +277,48 @@ def train(cfg: TrainConfig, store: store_mod.Store, *, device=None, threads: int
         for rows in session.batcher.plan(train_rows, cfg.batch_size, rng if cfg.shuffle else None):
             total += session.step(rows)
         train_loss = float(total) / len(train_rows)  # syncs the device
-        train_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
         val = evaluate(session, val_rows)
-        test = evaluate(session, test_rows)
-        epoch_s = time.perf_counter() - t0
-        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, "val_acc": val.accuracy,
-                   **classification_metrics(test.labels, test.preds, store.num_classes),
-                   "samples_per_s": len(train_rows) / train_s, "epoch_time_s": epoch_s,
-                   "train_time_s": epoch_s + (history[-1]["train_time_s"] if history else 0.0),
-                   **params, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "device": device.type, "threads": torch.get_num_threads()}
+        if best is None or best.improved_by(val):
+            best = _Best.of(epoch, val, evaluate(session, test_rows), store.num_classes)
+        t2 = time.perf_counter()
+        prev = history[-1] if history else {}
+        # Serving speed depends on the architecture and its sizes, not on the weights: measured once, after
+        # the first epoch, so a trial that ASHA stops early has it too. Its time counts in no cost.
+        infer = {k: prev[k] for k in ("infer_ms_per_review", "infer_reviews_per_s")} if prev \
+            else measure_inference(session, test_rows)
+        train_s = prev.get("train_time_s", 0.0) + (t1 - t0)
+        metrics = {"epoch": epoch, "train_loss": train_loss, "val_loss": val.loss, **best.metrics,
+                   "train_time_s": train_s, "eval_time_s": prev.get("eval_time_s", 0.0) + (t2 - t1),
+                   "epoch_time_s": t2 - t0, "samples_per_s": epoch * len(train_rows) / train_s, **infer,
+                   **params, "peak_rss_mb": max(prev.get("peak_rss_mb", 0.0), peak_rss_mb()),
+                   "seed": cfg.seed, "device": device.type, "threads": torch.get_num_threads()}
         history.append(metrics)
         if log:
             log(f"epoch {epoch}/{cfg.epochs} train_loss {train_loss:.4f} val_loss {val.loss:.4f} "
-                f"val_acc {metrics['val_acc']:.3f} test_acc {metrics['test_acc']:.3f} "
-                f"macro_f1 {metrics['macro_f1']:.3f} majority {metrics['majority_share']:.2f} "
-                f"{metrics['samples_per_s']:.0f} samples/s {epoch_s:.1f}s")
+                f"val_acc {val.accuracy:.3f} (best {metrics['val_acc']:.3f} at epoch {metrics['best_epoch']}, "
+                f"test_acc {metrics['test_acc']:.3f}, macro_f1 {metrics['macro_f1']:.3f}, majority "
+                f"{metrics['majority_share']:.2f}) {len(train_rows) / (t1 - t0):.0f} samples/s "
+                f"train {t1 - t0:.1f}s eval {t2 - t1:.1f}s")
         if on_epoch:
-            def get_state(epoch=epoch) -> dict:
+            def get_state(epoch=epoch, best=best) -> dict:
                 return copy.deepcopy({**session.state(), "epoch": epoch, "rng": _rng_state(rng),
-                                      "history": history, "config": cfg.to_flat()})
+                                      "history": history, "config": cfg.to_flat(),
+                                      "predictions": best.predictions})
             on_epoch(metrics, get_state)
     return history
 
 
 def save_checkpoint(state: dict, directory: str | Path) -> Path:
-    """Write ``state`` to ``directory/checkpoint.pt`` atomically (write, then rename)."""
+    """Write ``state`` to ``directory/checkpoint.pt`` atomically (write, then rename), and the best epoch's
+    per-review predictions to ``directory/predictions.npz`` (arrays ``{val,test}_{rows,labels,preds}``,
+    in store row order)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if state.get("predictions"):  # beside the checkpoint, readable with numpy alone (the report's paired tests)
+        tmp = directory / (PREDICTIONS_FILE + ".tmp.npz")
+        np.savez(tmp, **{k: v.numpy() for k, v in state["predictions"].items()})
+        tmp.replace(directory / PREDICTIONS_FILE)
     tmp = directory / (CHECKPOINT_FILE + ".tmp")
     torch.save(state, tmp)
     tmp.replace(directory / CHECKPOINT_FILE)

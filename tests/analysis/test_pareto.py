@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from study.analysis import pareto
@@ -68,7 +69,8 @@ def test_derived_cost_and_all_fronts():
     f = pareto.with_derived_costs(f)
     assert f["train_s_per_1k_samples"].iloc[0] == 0.5 and np.isnan(f["train_s_per_1k_samples"].iloc[1])
     fronts = pareto.all_fronts(f)
-    assert fronts == {"train_time_s": ["fast", "slow"], "train_s_per_1k_samples": ["fast"]}
+    assert fronts == {"train_time_s": ["fast", "slow"], "train_s_per_1k_samples": ["fast"],
+                      "batch_ms_per_review": []}
 
 
 def test_describe_front_in_words():
@@ -87,3 +89,32 @@ def test_describe_front_names_tied_trials_together_and_flags_collapsed():
     lines = pareto.describe_front(f, "train_time_s")
     assert len(lines) == 2
     assert "fasttext trials c1, c2 (tied) (collapsed: one class) are 100x cheaper" in lines[1]
+
+
+def test_fronts_start_at_the_constant_predictor():
+    # 0.50 is the majority class's share: "at" it is not above it; 0.51 is, and is the cheapest
+    f = pareto.mark_constant(frame([("const", 0.50, 1.0), ("below", 0.40, 0.5), ("above", 0.51, 2.0),
+                                    ("best", 0.80, 50.0)]), 0.50)
+    assert f.set_index("trial_id")["below_constant"].to_dict() == {"const": True, "below": True, "above": False,
+                                                                   "best": False}
+    assert pareto.front_ids(f, "train_time_s") == ["above", "best"]
+    assert "never on a front" in pareto.describe_front(f, "train_time_s")[-1]
+    assert not pareto.mark_constant(f, float("nan"))["below_constant"].any()   # unknown: nothing marked
+
+
+def test_prices_follow_the_trials_resources():
+    f = frame([("a", 0.7, 3600.0)])
+    f["infer_reviews_per_s"] = [1000.0]
+    assert pareto.with_prices(f, None, 1, 0) is f
+    priced = pareto.with_prices(f, {"cpu": 0.05, "gpu": 2.0}, cpus=4, gpus=0.5)
+    hourly = 4 * 0.05 + 0.5 * 2.0
+    assert priced["train_cost"].item() == pytest.approx(hourly)
+    assert priced["cost_per_1m_reviews"].item() == pytest.approx(1000 / 3600 * hourly)   # 1000 s per 1M
+
+
+def test_front_points_carry_runs_and_intervals():
+    f = frame([("a", 0.7, 10.0), ("b", 0.8, 20.0)])
+    f["n_runs"], f["val_acc_ci95"], f["test_acc_ci95"] = [3, 1], [0.02, 0.05], [0.03, 0.04]
+    points = pareto.front_points(f, "train_time_s")
+    assert points[0] == {"trial_id": "a", "arch": "cnn", "train_time_s": 10.0, "n_runs": 3, "val_acc_mean": 0.7,
+                         "val_acc_ci95": 0.02, "test_acc_mean": 0.7, "test_acc_ci95": 0.03}

@@ -1,4 +1,8 @@
-"""The report on a realistic hand-made trials frame: files written, table contents, collapse flag."""
+"""The report on a realistic hand-made trials frame: files written, table contents, collapse flag.
+
+Validation and test accuracies are ordered *oppositely* within each architecture (the trial best on
+validation is worst on test), so any selection made on the test split fails an assertion here.
+"""
 from __future__ import annotations
 
 import json
@@ -11,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from study.analysis import report
+from study.analysis import noise, report
 from study.analysis.table import trials_table
 
 
 def _trial(i, arch, status, val, test, time_s, params, sps, *, share=0.45, freeze=False, epochs=4,
-           **config):
+           repeat_of=None, **config):
     hist = [40, 30, 30] if share < 0.9 else [97, 2, 1]
     row = {"trial_id": f"t{i:03d}", "arch": arch, "status": status, "node_id": "node-a", "gpu_ids": [],
            "epochs": epochs, "epoch": epochs, "val_acc": val, "test_acc": test,
@@ -27,18 +31,21 @@ def _trial(i, arch, status, val, test, time_s, params, sps, *, share=0.45, freez
            "params_trainable": params + (0 if freeze else 2_000_000), "params_no_embedding": params,
            "max_params_per_layer": params // 2, "peak_rss_mb": 900.0, "device": "cpu", "threads": 2,
            "config/arch": arch, "config/epochs": 10, "config/lr": 1e-3, "config/batch_size": 64,
-           "config/freeze_embeddings": freeze, "config/seed": i}
+           "config/freeze_embeddings": freeze, "config/seed": i, "repeat_of": repeat_of,
+           "eval_time_s": None if time_s is None else time_s / 10, "infer_ms_per_review": 0.5 + params / 1e5,
+           "infer_reviews_per_s": 2000.0 - params / 1e3, "best_epoch": epochs, "seed": 0}
     row.update({f"config/{k}": v for k, v in config.items()})
     return row
 
 
 def make_frame() -> pd.DataFrame:
-    """24 trials of three architectures: collapsed LSTMs, one running, one failed, one pending."""
+    """24 trials of three architectures: collapsed LSTMs, one running, one failed, one pending; then two
+    repeats of the best fasttext trial (t020). Test accuracy falls as validation accuracy rises."""
     rows = []
     rng = np.random.default_rng(3)
     for i in range(8):
         acc = 0.78 + 0.09 * rng.random()
-        rows.append(_trial(i, "cnn", "TERMINATED", acc, acc - 0.01, 200 + 250 * i, 6_000 + 40_000 * i,
+        rows.append(_trial(i, "cnn", "TERMINATED", acc, 1.6 - acc, 200 + 250 * i, 6_000 + 40_000 * i,
                            400 - 30 * i, freeze=bool(i % 2), widths="3,4,5" if i % 2 else [1, 2, 3, 5],
                            filters=10 + 20 * i, activation="relu"))
     for i in range(8, 16):
@@ -50,7 +57,7 @@ def make_frame() -> pd.DataFrame:
                            if bad else "max", freeze=i % 3 == 0))
     for i in range(16, 21):
         acc = 0.80 + 0.01 * (i - 16)
-        rows.append(_trial(i, "fasttext", "TERMINATED", acc, acc - 0.005, 5.0 * (i - 15),
+        rows.append(_trial(i, "fasttext", "TERMINATED", acc, 1.62 - acc, 5.0 * (i - 15),
                            1_500 * (i - 15), 20_000 / (i - 15), bigram_buckets=1000 * (i - 16),
                            freeze=True))
     rows.append(_trial(21, "cnn", "RUNNING", 0.99, 0.99, 10.0, 1000, 500, epochs=1, widths="3"))
@@ -59,13 +66,32 @@ def make_frame() -> pd.DataFrame:
                                   "max_params_per_layer", "pred_hist", "majority_share")})
     rows.append(err)
     rows.append({"trial_id": "t023", "arch": "fasttext", "status": "PENDING", "config/lr": 0.01})
+    for i, acc in ((24, 0.83), (25, 0.85)):       # t020's repeats: its runs' mean val_acc stays 0.84
+        rows.append(_trial(i, "fasttext", "TERMINATED", acc, 1.62 - acc, 25.0, 7_500, 4_000,
+                           bigram_buckets=4000, freeze=True, repeat_of="t020"))
     return pd.DataFrame(rows)
+
+
+def predictions(frame: pd.DataFrame, n: int = 600) -> dict:
+    """Test predictions matching each finished run's test accuracy (binary labels): a run is right on a
+    window of reviews, shifted a little per trial, so models disagree on a few reviews besides their gap."""
+    out = {}
+    for k, (_, r) in enumerate(frame[frame.status == "TERMINATED"].iterrows()):
+        right = (np.arange(n) - 5 * (k % 3)) % n < round(r.test_acc * n)
+        out[r.trial_id] = {"test_rows": np.arange(n), "test_labels": np.zeros(n, np.int64),
+                           "test_preds": (~right).astype(np.int64)}
+    return out
+
+
+SPLITS = noise.Splits(n_val=700, n_test=600, constant_val=0.5, constant_test=0.5, source="hand-made")
 
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    files = report.write_report(make_frame(), out)
+    frame = make_frame()
+    files = report.write_report(frame, out, splits=SPLITS, predictions=predictions(frame),
+                                launch={"price_per_hour": {"cpu": 0.05, "gpu": 0.0}, "cpus_per_trial": 2})
     return out, files
 
 
@@ -84,7 +110,7 @@ def test_files_written(written):
     out, files = written
     for name in ("trials.parquet", "pareto.json", "pareto.html", "summary.md"):
         assert (out / name).stat().st_size > 0
-    for cost in ("train_time_s", "params_no_embedding", "train_s_per_1k_samples"):
+    for cost in ("train_time_s", "params_no_embedding", "infer_ms_per_review", "train_cost"):
         w, h = Image.open(out / f"pareto_{cost}.png").size
         assert w >= 1000 and h >= 700
         assert ET.parse(out / f"pareto_{cost}.svg").getroot().tag.endswith("svg")
@@ -103,8 +129,12 @@ def test_parquet_columns(written):
               "params_no_embedding", "max_params_per_layer", "epochs", "peak_rss_mb", "collapsed",
               "train_s_per_1k_samples", "config/lr", "config/widths", "config/freeze_embeddings"}
     assert needed <= set(t.columns)
-    assert len(t) == 24
+    assert len(t) == 26 and t["repeat_of"].tolist().count("t020") == 2
     assert t.loc[t.trial_id == "t000", "train_s_per_1k_samples"].item() == pytest.approx(1000 / 400)
+    # price: 2 CPUs x 0.05 per hour
+    assert t.loc[t.trial_id == "t000", "train_cost"].item() == pytest.approx(200 / 3600 * 0.1)
+    rate = t.loc[t.trial_id == "t000", "infer_reviews_per_s"].item()
+    assert t.loc[t.trial_id == "t000", "cost_per_1m_reviews"].item() == pytest.approx(1e6 / rate / 3600 * 0.1)
     assert sorted(t.loc[t.collapsed, "trial_id"]) == ["t008", "t009", "t010", "t011"]
 
 
@@ -112,14 +142,31 @@ def test_fronts_only_finished(written):
     out, _ = written
     doc = json.loads((out / "pareto.json").read_text())
     assert doc["accuracy"] == "val_acc"
-    fronts = doc["fronts"]
-    assert set(fronts) >= {"train_time_s", "params_no_embedding", "train_s_per_1k_samples"}
+    fronts = {cost: [p["trial_id"] for p in points] for cost, points in doc["fronts"].items()}
+    assert set(fronts) >= {"train_time_s", "params_no_embedding", "train_s_per_1k_samples", "peak_rss_mb",
+                           "infer_ms_per_review", "batch_ms_per_review", "train_cost", "cost_per_1m_reviews"}
     frame = make_frame()
-    finished = set(frame.loc[frame.status == "TERMINATED", "trial_id"])
+    finished = set(frame.loc[(frame.status == "TERMINATED") & frame.repeat_of.isna(), "trial_id"])
     for ids in fronts.values():
-        assert ids and set(ids) <= finished          # t021 (running, 0.99) never enters
-    # fasttext t020 is both the most accurate (0.84) and among the cheapest in time
-    assert "t020" in fronts["train_time_s"]
+        assert ids and set(ids) <= finished          # t021 (running, 0.99) and repeats never enter
+    # fasttext t020: three runs, val 0.84, 0.83, 0.85; test 0.78, 0.79, 0.77
+    [t020] = [p for p in doc["fronts"]["train_time_s"] if p["trial_id"] == "t020"]
+    assert t020["n_runs"] == 3 and t020["val_acc_mean"] == pytest.approx(0.84)
+    assert t020["test_acc_mean"] == pytest.approx(0.78) and 0.03 < t020["val_acc_ci95"] < 0.1
+    assert t020["train_time_s"] == pytest.approx(25.0)
+    # the front's most accurate end is the best on validation; selected on test it would be another trial
+    search = frame[(frame.status == "TERMINATED") & frame.repeat_of.isna()]
+    assert fronts["train_time_s"][-1] == search.sort_values("val_acc").trial_id.iloc[-1]
+    assert fronts["train_time_s"][-1] != search.sort_values("test_acc").trial_id.iloc[-1]
+    # the constant predictor anchors every front; the collapsed LSTMs (0.33) lie below it
+    assert doc["anchor"]["val_acc"] == 0.5 and doc["anchor"]["cost"] == 0
+    assert {"t008", "t009", "t010", "t011"} <= set(doc["below_constant"])
+    tests = {(x["a"], x["b"]): x for x in doc["paired_tests"]}
+    cnn_best = search[search.arch == "cnn"].sort_values("val_acc").trial_id.iloc[-1]
+    x = tests.get(("t020", cnn_best)) or tests[(cnn_best, "t020")]
+    sign = 1 if x["a"] == "t020" else -1
+    assert x["runs_a" if sign > 0 else "runs_b"] == 3
+    assert sign * x["diff"] == pytest.approx(0.78 - (1.6 - search.set_index("trial_id").val_acc[cnn_best]), abs=1 / 600)
 
 
 def test_summary_table(written):
@@ -133,9 +180,20 @@ def test_summary_table(written):
                 "Total params", "Params without embeddings", "Test accuracy", "Val accuracy"):
         assert any(line.startswith(f"| {row}") for line in md.splitlines()), row
     best_cnn = done[done.arch == "cnn"].sort_values("val_acc").iloc[-1]
+    assert best_cnn.test_acc == done[done.arch == "cnn"].test_acc.min()     # the fixture discriminates
     test_row = next(line for line in md.splitlines() if line.startswith("| Test accuracy"))
     assert f"{best_cnn.test_acc:.3f}" in test_row.split("|")[2]
+    # frozen vs fine-tuned: each side's best on validation, shown with its (then worst) test accuracy
+    for flag, name in ((True, "frozen"), (False, "fine-tuned")):
+        side = done[(done.arch == "cnn") & (done["config/freeze_embeddings"] == flag)]
+        row = next(line for line in md.splitlines() if line.startswith(f"| cnn | {name} |"))
+        assert f"{side.sort_values('val_acc').test_acc.iloc[-1]:.3f}" == row.split("|")[5].strip()
     assert "TERMINATED 21" in md and "ERROR 1" in md and "RUNNING 1" in md and "PENDING 1" in md
+    noise_md = md.split("## Noise")[1].split("\n## ")[0]
+    assert "Repeats: 2 runs of 1 configurations" in noise_md
+    assert re.search(r"- (fasttext `t020` vs cnn `t0\d\d`|cnn `t0\d\d` vs fasttext `t020`): [+-]\d+\.\d points on "
+                     r"test, distinguishable from noise \(p [=<] ", noise_md)
+    assert "within noise" in noise_md          # adjacent fasttext front members differ by 1 point
     assert "`t022`" in md.split("## Failed trials")[1]           # the failed LSTM is listed
     # fasttext was only sampled frozen
     assert "| fasttext | fine-tuned | 0 | not sampled |" in md
@@ -155,6 +213,7 @@ def test_empty_and_failed_only_study(tmp_path):
                           {"trial_id": "x2", "arch": "cnn", "status": "PENDING"}])
     files = report.write_report(frame, tmp_path)
     assert json.loads(files["pareto.json"].read_text())["fronts"]["train_time_s"] == []
+    assert "No repeats" in files["summary.md"].read_text()
     md = files["summary.md"].read_text()
     assert "No finished trial" in md and "`x1`" in md
     assert "x1" in files["pareto.html"].read_text()
@@ -179,4 +238,4 @@ def test_report_on_a_real_small_study(synthetic_store, tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "| | cnn | fasttext | lstm |" in md
     fronts = json.loads((out / "pareto.json").read_text())["fronts"]
-    assert all(set(ids) <= set(t["trial_id"]) and ids for ids in fronts.values())
+    assert all({p["trial_id"] for p in pts} <= set(t["trial_id"]) for pts in fronts.values())

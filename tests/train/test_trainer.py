@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from data_prep import store as store_mod
+from study.train import metrics as metrics_mod
 from study.train.batches import Batcher
 from study.train.config import TrainConfig
 from study.train.trainer import Session, load_checkpoint, save_checkpoint, train
 
-METRIC_KEYS = {"epoch", "train_loss", "val_loss", "val_acc", "test_acc", "macro_f1", "recall", "pred_hist",
-               "majority_share", "samples_per_s", "epoch_time_s", "train_time_s", "params_total",
-               "params_trainable", "params_no_embedding", "max_params_per_layer", "peak_rss_mb", "device",
-               "threads"}
-TIMING_KEYS = {"samples_per_s", "epoch_time_s", "train_time_s", "peak_rss_mb"}
+METRIC_KEYS = {"epoch", "train_loss", "val_loss", *metrics_mod.ACCURACY_KEYS, *metrics_mod.COST_KEYS,
+               *metrics_mod.RUN_KEYS, "recall", "pred_hist", "majority_share", "params_total",
+               "params_trainable", "params_no_embedding", "max_params_per_layer", "device", "threads"}
+TIMING_KEYS = set(metrics_mod.COST_KEYS)
 TINY_CNN = {"arch": "cnn", "widths": "2,3", "filters": 8, "activation": "relu", "dropout": 0.3, "lr": 0.02,
             "batch_size": 16, "epochs": 6, "seed": 3}
 
