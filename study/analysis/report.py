@@ -6,9 +6,11 @@ writes into ``--out``:
     trials.parquet      one row per trial: metrics of its last report, ``config/<name>`` hyperparameters,
                         derived ``train_s_per_1k_samples`` (= 1000 / samples_per_s), ``num_classes`` and
                         ``collapsed`` (``study.train.metrics.is_collapsed``)
-    pareto.json         {"accuracy": "val_acc", "fronts": {cost: [trial ids, cheapest first]}}
+    pareto.json         {"accuracy": "val_acc", "fronts": {cost: [trial ids, cheapest first]},
+                         "hypervolumes": {cost: {"value", "reference": {"accuracy", "cost"}, "axes"}}}
+                        (study/analysis/hypervolume.py: accuracy above chance x log10 cost)
     pareto_<cost>.png/.svg  static plots (plots.py), pareto.html (page.py)
-    summary.md          summary.py: the original study's table measured, frozen vs fine-tuned embeddings,
+    summary.md          summary.py: the original study's table measured, embedding kind x frozen/fine-tuned,
                         the fronts in words, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
@@ -25,6 +27,7 @@ import pandas as pd
 
 from study import experiment
 from study.analysis import pareto
+from study.analysis.hypervolume import all_hypervolumes
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
 from study.analysis.results import trials_frame
@@ -42,8 +45,8 @@ def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None) -> dict[str,
     fronts = pareto.all_fronts(t)
     files = {"trials.parquet": out_dir / "trials.parquet", "pareto.json": out_dir / "pareto.json"}
     parquet_ready(t).to_parquet(files["trials.parquet"], index=False)
-    files["pareto.json"].write_text(json.dumps({"accuracy": pareto.ACCURACY, "fronts": fronts},
-                                               indent=2) + "\n")
+    files["pareto.json"].write_text(json.dumps({"accuracy": pareto.ACCURACY, "fronts": fronts,
+                                                "hypervolumes": all_hypervolumes(t, fronts)}, indent=2) + "\n")
     for cost in fronts:
         png, svg = plot_front(t, cost, out_dir)
         files[png.name], files[svg.name] = png, svg

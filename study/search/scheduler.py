@@ -11,8 +11,8 @@ Tune's, in arrival order). An architecture that trains for a single epoch (a one
 no ASHA: nothing can be learnt at a rung it never passes twice.
 
 It remembers why a trial ended early. ``early_stopped(trial_id)`` is the searcher's way to tell Optuna
-"pruned" instead of "complete"; ``StopReasons`` (a Tune callback) writes ``stop_reason`` into the very
-result on which ASHA decided, so ``trials.json`` and the report see it without Ray. Trials cut by
+"pruned" instead of "complete"; ``StopReasons`` (a Tune callback) writes ``early_stopped: true`` into
+the very result on which ASHA decided (false into every other), so ``trials.json`` and the report see it without Ray. Trials cut by
 ``--time-budget-s`` carry no such mark: the report tells them apart by their unfinished epochs.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
-EARLY_STOPPED = "early-stopped"  # the one spelling, shared with study.analysis.table (STOP_REASONS)
+MARK = "early_stopped"  # the result key StopReasons writes; study.analysis.table reads it
 
 
 class ArchASHA(FIFOScheduler):
@@ -84,12 +84,12 @@ class ArchASHA(FIFOScheduler):
 
 
 class StopReasons(tune.Callback):
-    """Adds ``stop_reason`` to the result on which ASHA stopped a trial (callbacks may edit results, and
-    Tune stores the edited one as the trial's last result). Put it before the callbacks that write files."""
+    """Adds ``early_stopped`` (true on the result on which ASHA stopped the trial, false on every other)
+    to each result: callbacks may edit results, and Tune stores the edited one as the trial's last
+    result. Put it before the callbacks that write files."""
 
     def __init__(self, scheduler: ArchASHA):
         self.scheduler = scheduler
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if self.scheduler.early_stopped(trial.trial_id):
-            result["stop_reason"] = EARLY_STOPPED
+        result[MARK] = self.scheduler.early_stopped(trial.trial_id)

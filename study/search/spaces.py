@@ -164,13 +164,14 @@ def _compared(path: str, keys, params: dict[str, Param]) -> tuple[str, ...]:
 
 
 def balanced_assignments(space: SearchSpace, count: int) -> list[dict]:
-    """The compared keys' values for an architecture's first ``count`` trials: every value of every
-    compared key gets an equal share (within one) at any prefix, and combinations repeat only after all
-    have been tried. Greedy and deterministic, so a resumed study recomputes the same sequence.
+    """The compared keys' values for an architecture's first ``count`` trials: at any prefix, every value
+    of every compared key has been used an equal number of times, within one. Deterministic, so a
+    resumed study recomputes the same sequence.
 
-    Each step takes the untried combination whose values have been used least so far, then whose pairs
-    of values have (so that, e.g., frozen embeddings meet every readout, not only some); the file's
-    choice order breaks the remaining ties. When every combination has been tried, a new round starts."""
+    Each step takes a combination of least-used values (one always exists: the product holds every
+    mix); among those, the combination tried least often, then the one whose pairs of values have met
+    least (so that frozen embeddings meet every readout, not only some); the file's choice order breaks
+    the remaining ties."""
     import itertools
     from collections import Counter
 
@@ -178,20 +179,18 @@ def balanced_assignments(space: SearchSpace, count: int) -> list[dict]:
     if not keys:
         return [{} for _ in range(count)]
     combos = list(itertools.product(*(range(len(space.params[k].choices)) for k in keys)))
-    used, pairs = Counter(), Counter()
-    fresh: list[tuple] = []
-    out = []
+    used, tried, met = Counter(), Counter(), Counter()
 
     def pairs_of(combo):
         return [(i, a, j, b) for (i, a), (j, b) in itertools.combinations(enumerate(combo), 2)]
 
+    out = []
     for _ in range(count):
-        fresh = fresh or list(combos)
-        pick = min(fresh, key=lambda c: (sum(used[i, v] for i, v in enumerate(c)),
-                                         sum(pairs[p] for p in pairs_of(c))))
-        fresh.remove(pick)
+        pick = min(combos, key=lambda c: (sum(used[i, v] for i, v in enumerate(c)), tried[c],
+                                          sum(met[p] for p in pairs_of(c))))
         used.update(enumerate(pick))
-        pairs.update(pairs_of(pick))
+        tried[pick] += 1
+        met.update(pairs_of(pick))
         out.append({k: space.params[k].choices[v] for k, v in zip(keys, pick)})
     return out
 

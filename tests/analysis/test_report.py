@@ -137,8 +137,9 @@ def test_summary_table(written):
     assert f"{best_cnn.test_acc:.3f}" in test_row.split("|")[2]
     assert "TERMINATED 21" in md and "ERROR 1" in md and "RUNNING 1" in md and "PENDING 1" in md
     assert "`t022`" in md.split("## Failed trials")[1]           # the failed LSTM is listed
-    # fasttext was only sampled frozen
-    assert "| fasttext | fine-tuned | 0 | not sampled |" in md
+    # fasttext's finished trials were all frozen; its one fine-tuned trial is still pending
+    assert "| fasttext | default | fine-tuned | 0 / 0 / 1 | no result yet |" in md
+    assert "| cnn | default | frozen | 0 / 0 / 4 | 0.832 |" in md  # epochs 4 of 10, no mark: stopped-short
     collapsed = md.split("## Collapsed trials")[1]
     assert "`t008`" in collapsed and "python -m study diagnose" in collapsed
     assert "cheaper in train_time_s" in md
