@@ -47,7 +47,7 @@ def stop_reasons(t: pd.DataFrame) -> pd.Series:
             out.append("never-trained" if r["status"] in pareto.FINISHED else "running")
         elif r["status"] not in pareto.FINISHED:
             out.append("running")
-        elif marked[i] is True:
+        elif pd.notna(marked[i]) and bool(marked[i]):  # np.bool_ when the column is all booleans
             out.append("early-stopped")
         elif pd.isna(planned[i]) or epochs >= planned[i]:
             out.append("finished")

@@ -49,5 +49,7 @@ def test_stop_reasons_tell_asha_from_the_time_budget():
         "early_stopped": [False, True, False, None, False, False, None]})
     assert list(stop_reasons(t)) == ["finished", "early-stopped", "budget-cut", "never-trained", "failed",
                                      "running", "running"]
+    booleans = t.iloc[:3].assign(early_stopped=[False, True, False])  # a bool column, as from trials.json
+    assert list(stop_reasons(booleans)) == ["finished", "early-stopped", "budget-cut"]
     older = t.drop(columns="early_stopped")  # a study from before the scheduler's mark
     assert list(stop_reasons(older))[:3] == ["finished", "stopped-short", "stopped-short"]
