@@ -10,10 +10,12 @@ writes into ``--out``:
                         accuracy), "costs": {cost: what it measures}, "fronts": {cost: [points, cheapest
                         first]}, each point {trial_id, arch, <cost>, n_runs, val_acc_mean, val_acc_ci95,
                         test_acc_mean, test_acc_ci95} (half-widths, see noise.py), "below_constant":
-                        [trial ids], "paired_tests": [{a, b, diff, lo, hi, p, n, ...}]}
+                        [trial ids], "paired_tests": [{a, b, diff, lo, hi, p, n, ...}],
+                        "hypervolumes": {cost: {"value", "reference": {"accuracy", "cost"}, "axes"}}
+                        (hypervolume.py: accuracy above chance x log10 cost)}
     pareto_<cost>.png/.svg  static plots (plots.py) of ``pareto.DEFAULT_PLOTS`` (``--all-plots``: every
                         cost), pareto.html (page.py): every cost, error bars, the constant predictor
-    summary.md          summary.py: the original study's table measured, frozen vs fine-tuned embeddings,
+    summary.md          summary.py: the original study's table measured, embedding kind x frozen/fine-tuned,
                         the fronts in words, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
@@ -34,6 +36,7 @@ import pandas as pd
 from study import experiment
 from data_prep import store as store_mod
 from study.analysis import noise, pareto
+from study.analysis.hypervolume import all_hypervolumes
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
 from study.analysis.results import load_predictions, trials_frame
@@ -70,7 +73,7 @@ def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None, *, splits: n
            "below_constant": list(configs.loc[configs["below_constant"], "trial_id"].astype(str)),
            "intervals": "95% half-widths: Wilson over the split's reviews, with Student's t over seeds "
                         "when a configuration has several runs (study/analysis/noise.py)",
-           "paired_tests": tests}
+           "paired_tests": tests, "hypervolumes": all_hypervolumes(configs, fronts)}
     files["pareto.json"].write_text(json.dumps(_json_ready(doc), indent=2, default=str, allow_nan=False) + "\n")
     plotted = [c for c in costs if (all_plots or c in pareto.DEFAULT_PLOTS)
                and (configs[c].notna().any() or c == "train_time_s")]

@@ -3,9 +3,9 @@
     from study.analysis.summary import summary_markdown
     text = summary_markdown(table, fronts, diagnosis_path, out_dir)
 
-Sections: the original study's comparison table regenerated from each architecture's best trial, frozen
-vs fine-tuned embeddings per architecture, what each network buys over the linear baseline, the Pareto
-fronts in words, failed and collapsed trials.
+Sections: the original study's comparison table regenerated from each architecture's best trial,
+embedding kind x frozen/fine-tuned per architecture, what each network buys over the linear baseline, the
+Pareto fronts in words with their hypervolumes, noise, failed and collapsed trials.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.analysis import format as fmt
-from study.analysis import pareto
+from study.analysis import hypervolume, pareto
 from study.analysis.table import best_per_arch
 from study.train import metrics
 from study.train.config import NETWORK_ARCHS, TrainConfig
@@ -65,26 +65,45 @@ def original_table(t: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def embedding_kinds(t: pd.DataFrame) -> pd.Series:
+    """Each trial's embedding kind: its config's ``embedding``, else the kind its trial reported loading
+    (``embedding_kind``), else "default" (a study from before the key existed)."""
+    chosen = t["config/embedding"] if "config/embedding" in t.columns else pd.Series(None, index=t.index)
+    loaded = t["embedding_kind"] if "embedding_kind" in t.columns else pd.Series(None, index=t.index)
+    chosen = chosen.where(chosen.notna() & (chosen.astype(str) != ""), loaded)
+    return chosen.where(chosen.notna() & (chosen.astype(str) != ""), "default").astype(str)
+
+
 def freeze_section(t: pd.DataFrame) -> str:
-    """Frozen vs fine-tuned embeddings per architecture: counts, best val/test accuracy and its cost."""
+    """Embedding kind x frozen/fine-tuned, per architecture: trials tried and how they ended, then the best
+    val/test accuracy among those with a result and its cost. "not sampled" only when no trial drew it."""
     col = "config/freeze_embeddings"
-    done = t[t["status"].isin(pareto.FINISHED) & t["val_acc"].notna()]
-    lines = ["| arch | embeddings | finished trials | best val acc | its test acc | its training time |"
-             " its params trainable |", "|---|---|---|---|---|---|---|"]
+    # a trial whose config lacks the key trained with the trainer's default
+    flags = (t[col].map(fmt.as_bool) if col in t.columns
+             else pd.Series(None, index=t.index, dtype=object)).fillna(FREEZE_DEFAULT)
+    kinds = embedding_kinds(t)
+    scored = t["status"].isin(pareto.FINISHED) & t["val_acc"].notna()
+    lines = ["| arch | embedding | weights | trials: finished / early-stopped / other | best val acc "
+             "| its test acc | its training time | its params trainable |", "|---|---|---|---|---|---|---|---|"]
     for arch in sorted(a for a in t["arch"].unique() if a != BASELINE):  # the baseline has no embeddings
-        mine = done[done["arch"] == arch]
-        # a trial whose config lacks the key trained with the trainer's default
-        flags = (mine[col].map(fmt.as_bool) if col in mine.columns
-                 else pd.Series(None, index=mine.index, dtype=object)).fillna(FREEZE_DEFAULT)
-        for value, name in ((True, "frozen"), (False, "fine-tuned")):
-            side = mine[flags == value] if len(mine) else mine
-            if side.empty:
-                lines.append(f"| {arch} | {name} | 0 | not sampled | | | |")
-                continue
-            b = side.sort_values("val_acc", ascending=False).iloc[0]
-            lines.append(f"| {arch} | {name} | {len(side)} | {fmt.fixed(b['val_acc'], 3)} | "
-                         f"{fmt.fixed(b['test_acc'], 3)} | {fmt.duration(b['train_time_s'])} | "
-                         f"{fmt.count(b['params_trainable'])} |")
+        mine = t["arch"] == arch
+        for kind in sorted(kinds[mine].unique()):
+            for value, name in ((True, "frozen"), (False, "fine-tuned")):
+                side = t[mine & (kinds == kind) & (flags == value)]
+                if side.empty:
+                    lines.append(f"| {arch} | {kind} | {name} | 0 | not sampled | | | |")
+                    continue
+                reasons = side["stop_reason"] if "stop_reason" in side else pd.Series("finished", index=side.index)
+                ended = (f"{(reasons == 'finished').sum()} / {(reasons == 'early-stopped').sum()} / "
+                         f"{(~reasons.isin(['finished', 'early-stopped'])).sum()}")
+                with_result = side[scored[side.index]]
+                if with_result.empty:
+                    lines.append(f"| {arch} | {kind} | {name} | {ended} | no result yet | | | |")
+                    continue
+                b = with_result.sort_values("val_acc", ascending=False).iloc[0]
+                lines.append(f"| {arch} | {kind} | {name} | {ended} | {fmt.fixed(b['val_acc'], 3)} | "
+                             f"{fmt.fixed(b['test_acc'], 3)} | {fmt.duration(b['train_time_s'])} | "
+                             f"{fmt.count(b['params_trainable'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -192,8 +211,9 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
                      out_dir: Path, noise: list[str] | None = None) -> str:
     counts = t["status"].value_counts()
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+    ended = ", ".join(f"{k} {v}" for k, v in t["stop_reason"].value_counts().items())
     md = ["# Study report", "",
-          f"Trials: {len(t)} ({status}). Only finished trials (TERMINATED) with metrics enter the "
+          f"Trials: {len(t)} ({status}; how they ended: {ended or 'none'}). Only finished trials (TERMINATED) with metrics enter the "
           "table and the fronts; the study may still be running.", "",
           *([f"**{int(t['collapsed'].sum())} trials collapsed to one class** (see Collapsed trials "
              "below).", ""] if t["collapsed"].any() else []),
@@ -201,13 +221,16 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
           "fronts); **test accuracy** (`test_acc`) is reported beside it.", "",
           "## Best trial per architecture (the original study's table, measured)", "", original_table(t),
           "Samples/s is training throughput; cost `train_s_per_1k_samples` = 1000 / samples_per_s.", "",
-          "## Freezing vs fine-tuning the embeddings", "", freeze_section(t),
+          "## Embedding kind x frozen vs fine-tuned", "",
+          "Best val acc among the cell's trials with a result (an early-stopped trial's is its last epoch's).",
+          "", freeze_section(t),
           "## What the networks buy over the linear baseline", "", baseline_section(t),
           "## Pareto fronts (higher val_acc, lower cost)", ""]
     for cost, ids in fronts.items():
         md += [f"### {cost}: {pareto.COSTS.get(cost, (cost, ''))[1]}", "",
                f"![{cost}](pareto_{cost}.png)", ""]
         md += [f"- {line}" for line in pareto.describe_front(t, cost)] + [""]
+        md += [hypervolume.describe(hypervolume.front_hypervolume(t, cost), cost), ""]
     md += ["Interactive version (hover for hyperparameters): [pareto.html](pareto.html).", ""]
     md += noise or []
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)

@@ -7,6 +7,7 @@
 ``METRICS`` (+ ``OPTIONAL_METRICS``) are the numeric metric columns that the report, the page and the
 tables use; the collapse rule is ``study.train.metrics.is_collapsed`` (the same rule the diagnosis
 applies). ``repeat_of`` names, for a repeat, the search trial whose configuration it trains again.
+``stop_reason`` says how each trial ended (``STOP_REASONS``; the searcher tells Optuna the same words).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from study.analysis import format as fmt
 from study.analysis import pareto
 from study.train import metrics
 
@@ -24,6 +26,38 @@ METRICS = ["val_acc", "test_acc", "macro_f1", "majority_share", "train_time_s", 
 # Metrics that studies run before they existed lack (n/a there, not an error); the key tuples are the
 # trainer's, study.train.metrics (only numpy: no torch comes with it).
 OPTIONAL_METRICS = [k for k in (*metrics.COST_KEYS, *metrics.RUN_KEYS) if k not in METRICS]
+
+
+# How a trial ended. "early-stopped" comes from the scheduler's mark (``early_stopped``, in every result
+# of a study; true on the one ASHA stopped at: study.search.scheduler); a finished-status trial short of
+# its epochs without that mark was cut by the time budget (or an interrupted study); in a study run
+# before the mark existed the two cannot be told apart: "stopped-short".
+MARK = "early_stopped"
+STOP_REASONS = ("finished", "early-stopped", "budget-cut", "never-trained", "failed", "running",
+                "stopped-short")
+
+
+def stop_reasons(t: pd.DataFrame) -> pd.Series:
+    """One of ``STOP_REASONS`` per trial, from status, epochs, planned epochs and the scheduler's mark."""
+    has_mark = MARK in t.columns
+    marked = t[MARK].map(fmt.as_bool) if has_mark else pd.Series(None, index=t.index, dtype=object)
+    planned = pd.to_numeric(t.get("config/epochs", pd.Series(np.nan, index=t.index)), errors="coerce")
+    out = []
+    for i, r in t.iterrows():
+        epochs = r["epochs"]
+        if r["status"] == "ERROR":
+            out.append("failed")
+        elif not (epochs > 0):
+            out.append("never-trained" if r["status"] in pareto.FINISHED else "running")
+        elif r["status"] not in pareto.FINISHED:
+            out.append("running")
+        elif pd.notna(marked[i]) and bool(marked[i]):  # np.bool_ when the column is all booleans
+            out.append("early-stopped")
+        elif pd.isna(planned[i]) or epochs >= planned[i]:
+            out.append("finished")
+        else:
+            out.append("budget-cut" if has_mark else "stopped-short")
+    return pd.Series(out, index=t.index, dtype=object)
 
 
 def trials_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,6 +86,7 @@ def trials_table(frame: pd.DataFrame) -> pd.DataFrame:
     t["num_classes"] = [len(h) if isinstance(h, (list, tuple, np.ndarray)) and len(h) else np.nan
                         for h in hist]
     t["collapsed"] = collapsed_mask(t)
+    t["stop_reason"] = stop_reasons(t)
     return t
 
 

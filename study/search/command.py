@@ -1,13 +1,15 @@
 """``study run``, ``study resume``, ``study status``: a Ray Tune study over several architectures.
 
 One experiment holds all architectures so they share the cluster; each search-space file gets exactly
-``--num-samples`` trials (``searcher.py``), stopped early by ASHA on ``val_acc``; each trial is the thin
-adapter of ``trial.py``. With ``--repeats R``, chosen trials are then trained again with R more seeds
-(``repeats.py``). The experiment folder's layout is in ``study/experiment.py``.
+``--num-samples`` trials (``searcher.py``), aimed at the accuracy-vs-cost front (``--objective front``,
+cost ``--cost``) or at accuracy alone, and stopped early by one ASHA per architecture on ``val_acc``
+(``scheduler.py``); each trial is the thin adapter of ``trial.py``. With ``--repeats R``, chosen trials are
+then trained again with R more seeds (``repeats.py``). The experiment folder's layout is in
+``study/experiment.py``.
 
     python -m study run --store S --space search_spaces/cnn.yaml --space search_spaces/lstm.yaml \\
         --name demo --storage-path results/ray --num-samples 8 [--address HOST:PORT] [--gpus-per-trial 0.25] \\
-        [--repeats 2] [--price-per-hour cpu=0.048,gpu=3.2]
+        [--objective front|accuracy] [--cost train_time_s] [--repeats 2] [--price-per-hour cpu=0.048,gpu=3.2]
     python -m study resume --storage-path results/ray --name demo [--repeats 2]
     python -m study status --storage-path results/ray --name demo [--json]
 
@@ -33,10 +35,9 @@ def _tune_parts():
     """Ray's pieces, imported once ``connect`` has run."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-    from ray.tune.schedulers import ASHAScheduler
 
-    from study.search import progress, searcher, trial
-    return tune, CSVLoggerCallback, JsonLoggerCallback, ASHAScheduler, progress, searcher, trial
+    from study.search import progress, scheduler, searcher, trial
+    return tune, CSVLoggerCallback, JsonLoggerCallback, scheduler, progress, searcher, trial
 
 
 def trial_dirname(trial) -> str:
@@ -60,10 +61,12 @@ def run(args) -> int:
     arches = [s.arch for s in spaces]
     if len(set(arches)) != len(arches):
         raise UsageError(f"two --space files for the same architecture: {arches}")
+    _check_objective(args, spaces, manifest)
     overrides = {"epochs": args.max_epochs} if args.max_epochs else {}
     if args.seed is not None:
         overrides["seed"] = args.seed
-    max_t = max(TrainConfig.from_flat({**s.fixed, **overrides, "arch": s.arch}).epochs for s in spaces)
+    epochs = {s.arch: TrainConfig.from_flat({**s.fixed, **overrides, "arch": s.arch}).epochs for s in spaces}
+    max_t = max(epochs.values())
     total = args.num_samples * len(spaces)
     exists = UsageError(f"experiment {args.name!r} already exists at {path}; continue it with "
                         f"`python -m study resume --storage-path {args.storage_path} --name {args.name}` "
@@ -71,7 +74,7 @@ def run(args) -> int:
     if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None:
         raise exists  # before starting Ray: the common case answers at once
     connect(args.address)
-    tune, CSVLogger, JsonLogger, ASHAScheduler, progress, searcher_mod, trial_mod = _tune_parts()
+    tune, CSVLogger, JsonLogger, scheduler_mod, progress, searcher_mod, trial_mod = _tune_parts()
     if tune.Tuner.can_restore(path):
         raise exists
     local = "://" not in path
@@ -80,28 +83,56 @@ def run(args) -> int:
               "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
               "seed": args.seed, "max_failures": args.max_failures, "max_concurrent": args.max_concurrent,
               "repeats": args.repeats, "price_per_hour": parse_price(args.price_per_hour),
-              "created": time.time()}
+              "objective": args.objective, "cost": args.cost, "created": time.time()}
     experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)  # claims the name
 
+    scheduler = scheduler_mod.ArchASHA(epochs, metric=searcher_mod.METRIC, mode=searcher_mod.MODE)
     searcher = searcher_mod.ArchSearcher(
         spaces, args.num_samples, seed=args.seed or 0, study_name=args.name, overrides=overrides,
-        storage_url=f"sqlite:///{path}/{experiment.OPTUNA_FILE}" if local else None)
+        storage_url=f"sqlite:///{path}/{experiment.OPTUNA_FILE}" if local else None,
+        objective=args.objective, cost=args.cost, scheduler=scheduler)
     tuner = tune.Tuner(
         trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial),
         tune_config=tune.TuneConfig(
             search_alg=searcher, num_samples=total, reuse_actors=True,
-            scheduler=ASHAScheduler(metric=searcher_mod.METRIC, mode=searcher_mod.MODE, max_t=max_t,
-                                    grace_period=1),
+            scheduler=scheduler,
             max_concurrent_trials=args.max_concurrent, time_budget_s=args.time_budget_s,
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
-            verbose=0, callbacks=[progress.ProgressLine(total), progress.TrialsSnapshot(path),
+            verbose=0, callbacks=[scheduler_mod.StopReasons(scheduler), progress.ProgressLine(total),
+                                  progress.TrialsSnapshot(path),
                                   JsonLogger(), CSVLogger()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-    print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
+    aim = f"front of val_acc vs {args.cost}" if args.objective == "front" else "val_acc"
+    print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}), aiming at {aim} "
+          f"-> {path}", flush=True)
     return _fit(tuner, path, started) | _repeat(path, launch)
+
+
+def _check_objective(args, spaces, manifest) -> None:
+    """--objective/--cost name things the trials record; searched embedding kinds exist in the store."""
+    from study.analysis.pareto import DERIVED_COSTS
+    from study.analysis.table import METRICS
+    from study.search.searcher import METRIC, OBJECTIVES
+    from study.train.metrics import COST_KEYS
+
+    if args.objective not in OBJECTIVES:
+        raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}")
+    costs = [m for m in dict.fromkeys((*COST_KEYS, *METRICS))
+             if m not in (METRIC, "test_acc", "macro_f1", "majority_share", "epochs", "train_loss", "val_loss")]
+    if args.cost not in costs:
+        extra = f" ({args.cost} is derived after the study)" if args.cost in DERIVED_COSTS else ""
+        raise UsageError(f"--cost must be a metric every trial reports, one of {', '.join(costs)}{extra}")
+    kinds = store_mod.embedding_kinds(manifest)
+    for space in spaces:
+        param = space.params.get("embedding")
+        wanted = list(param.choices) if param else [space.fixed["embedding"]] if "embedding" in space.fixed else []
+        missing = [k for k in wanted if k and k not in kinds]
+        if missing:
+            raise UsageError(f"{space.path}: embedding {missing[0]!r} is not in the store, which has "
+                             f"{', '.join(kinds)} (data_prep build --embeddings ...)")
 
 
 def resume(args) -> int:
@@ -269,6 +300,10 @@ def add_run_arguments(p) -> None:
                         "times with other seeds (not counted as search trials)")
     p.add_argument("--price-per-hour", metavar="cpu=P,gpu=P",
                    help="price of one CPU and one GPU per hour: adds train_cost and cost_per_1m_reviews")
+    p.add_argument("--objective", default="front", help="front (default): maximise val_acc and minimise "
+                   "--cost, two directions per Optuna study; accuracy: maximise val_acc alone")
+    p.add_argument("--cost", default="train_time_s", help="the cost the front objective minimises: a metric "
+                   "every trial reports (default train_time_s)")
 
 
 def add_resume_arguments(p) -> None:

@@ -1,13 +1,44 @@
-"""The searcher: one seeded Optuna TPE study per architecture, exactly K trials each, round-robin.
+"""The searcher: one seeded Optuna study per architecture, exactly K trials each, round-robin.
 
-Why exactly K per space: ``ArchSearcher`` hands out architectures round-robin and refuses an architecture
-once it has K trials; its counters are saved by Tune together with the trial list, so a resumed study
-continues the same count and never repeats or adds a trial. One Optuna study per architecture keeps TPE's
-good/bad split within comparable trials; all of them live in ``<experiment>/optuna.db`` when the
-experiment folder is local.
+Objectives (``study run --objective``):
+    front      (default) two directions per study: maximise ``val_acc``, minimise the cost (``--cost``,
+               default ``train_time_s``), through ``OptunaSearch`` with metric and mode lists
+    accuracy   one direction: maximise ``val_acc``
+
+The sampler is Optuna's TPE in both cases (multi-objective TPE splits good from bad trials by
+non-domination rank, then by hypervolume contribution). NSGA-II was the alternative; its first generation
+is ``population_size`` (default 50) random trials, more than a study of a few dozen trials per
+architecture ever runs, so it would be random search here; docs/benchmarks.md has the measurement.
+TPE models after ``startup_trials(K)`` random trials (a third of the budget, at least 3; Optuna's
+default of 10 would leave small studies random), with the constant liar so that trials running side by
+side do not all draw the same point.
+
+What Optuna learns from each Tune trial (``OptunaSearch``'s own defaults would be wrong here: it tells
+COMPLETE with the last values for any trial that reported, and in multi-objective mode drops every
+intermediate result):
+    finished         COMPLETE with the final values
+    early-stopped    PRUNED (ASHA, ``scheduler.ArchASHA``, judged it worse than its peers at a rung).
+                     With one objective the value at the stopping rung is reported first, so TPE ranks
+                     it among pruned trials by how far it got and how well; with two, TPE puts pruned
+                     trials in its "bad" group. Either way its early value is never taken as final.
+    budget-cut       FAIL: cut by ``--time-budget-s`` (or an interrupted study), not by its merit; samplers
+                     ignore FAIL trials, so an unlucky cut teaches nothing
+    never-trained    FAIL: removed before it reported an epoch
+    failed           FAIL: the trial raised
+Each Optuna trial carries user attributes ``tune_trial_id`` and ``stop_reason`` (the same words as the
+report's ``stop_reason`` column), so ``optuna.load_study(...).trials`` says how each one ended.
+
+Balanced coverage: keys a space marks ``compare`` get their values from ``spaces.balanced_assignments``,
+enqueued into the Optuna study before each ask (``study.enqueue_trial``); the sampler fills in the rest.
+
+Why exactly K per space: the architectures are handed out round-robin and an architecture is refused
+once it has K trials; the counters are saved by Tune together with the trial list, so a resumed study
+continues the same count and never repeats or adds a trial. All studies live in
+``<experiment>/optuna.db`` when the experiment folder is local.
 """
 from __future__ import annotations
 
+import math
 import pickle
 
 import optuna
@@ -16,52 +47,122 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from study.search import spaces as spaces_mod
+from study.train.config import TrainConfig
 
 METRIC, MODE = "val_acc", "max"
+OBJECTIVES = ("front", "accuracy")
+
+
+def objective_metrics(objective: str, cost: str) -> tuple[list[str], list[str]]:
+    """Tune metric and mode lists of an objective (a one-element list for ``accuracy``)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    return ([METRIC, cost], [MODE, "min"]) if objective == "front" else ([METRIC], [MODE])
+
+
+def startup_trials(per_space: int) -> int:
+    return max(3, per_space // 3)
 
 
 class ArchSearcher(Searcher):
     """Round-robin over architectures; one seeded OptunaSearch (TPE) per architecture, K trials each."""
 
     def __init__(self, spaces: list, per_space: int, *, seed: int, storage_url: str | None,
-                 study_name: str, overrides: dict):
-        super().__init__(metric=METRIC, mode=MODE)
+                 study_name: str, overrides: dict, objective: str = "accuracy", cost: str = "train_time_s",
+                 scheduler=None):
+        metrics, modes = objective_metrics(objective, cost)
+        metric, mode = (metrics, modes) if objective == "front" else (METRIC, MODE)
+        super().__init__(metric=metric, mode=mode)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
+        self.storage = (optuna.storages.RDBStorage(storage_url) if storage_url
+                        else optuna.storages.InMemoryStorage())
+        self.spaces = {s.arch: s for s in spaces}
         self.order = [s.arch for s in spaces]
         self.per_space = per_space
+        self.metrics = metrics
         self.fixed = {s.arch: {**s.fixed, **overrides, "arch": s.arch} for s in spaces}
         self.counts = {arch: 0 for arch in self.order}
         self.arch_of: dict[str, str] = {}
+        self.number_of: dict[str, int] = {}  # Tune trial id -> its Optuna trial number in its arch's study
+        self.planned: dict[str, int] = {}  # Tune trial id -> the epochs it would train if never stopped
         self.storage_url = storage_url
+        self.scheduler = scheduler  # tells early-stopped trials apart; not saved (Tune keeps its own)
         self.study_names = {s.arch: f"{study_name}.{s.arch}" for s in spaces}
         self.searchers = {
-            s.arch: OptunaSearch(space=spaces_mod.optuna_distributions(s), metric=METRIC, mode=MODE,
-                                 sampler=optuna.samplers.TPESampler(seed=seed + i), storage=storage,
-                                 study_name=self.study_names[s.arch])
+            s.arch: OptunaSearch(space=spaces_mod.optuna_distributions(s), metric=metric, mode=mode,
+                                 sampler=optuna.samplers.TPESampler(
+                                     seed=seed + i, n_startup_trials=startup_trials(per_space),
+                                     constant_liar=True),
+                                 storage=self.storage, study_name=self.study_names[s.arch])
             for i, s in enumerate(spaces)}
+
+    @property
+    def directions(self) -> int:
+        return len(self.metrics)
 
     def suggest(self, trial_id: str):
         open_ = [a for a in self.order if self.counts[a] < self.per_space]
         if not open_:
             return Searcher.FINISHED
         arch = min(open_, key=lambda a: self.counts[a])  # ties resolve in file order: round-robin
-        params = self.searchers[arch].suggest(trial_id)
+        number = self.counts[arch]
+        balanced = spaces_mod.balanced_assignments(self.spaces[arch], number + 1)[number]
+        if balanced:
+            self._study(arch).enqueue_trial(balanced)  # the next ask takes these values, samples the rest
+        config = {**self.fixed[arch], **self.searchers[arch].suggest(trial_id)}
         self.counts[arch] += 1
-        self.arch_of[trial_id] = arch
-        return {**self.fixed[arch], **params}
+        self.arch_of[trial_id], self.number_of[trial_id] = arch, number
+        self.planned[trial_id] = TrainConfig.from_flat(config).epochs
+        self._set_attr(trial_id, "tune_trial_id", trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.arch_of and METRIC in result:
             self.searchers[self.arch_of[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self.arch_of:
-            self.searchers[self.arch_of[trial_id]].on_trial_complete(trial_id, result, error)
+        if trial_id not in self.arch_of:
+            return
+        searcher = self.searchers[self.arch_of[trial_id]]
+        reason = self.outcome(trial_id, result, error)
+        self._set_attr(trial_id, "stop_reason", reason)
+        if reason == "finished":
+            searcher.on_trial_complete(trial_id, result)
+        elif reason == "early-stopped":
+            if self.directions == 1:  # Tune withholds the stopping result from the searcher: report it
+                searcher.on_trial_result(trial_id, result)
+            searcher.on_trial_complete(trial_id, None, error=False)  # no values -> PRUNED
+        else:
+            searcher.on_trial_complete(trial_id, None, error=True)  # -> FAIL
+
+    def outcome(self, trial_id: str, result: dict | None, error: bool) -> str:
+        """finished / early-stopped / budget-cut / never-trained / failed (see the module docstring)."""
+        if error:
+            return "failed"
+        epoch = int((result or {}).get("epoch") or (result or {}).get("training_iteration") or 0)
+        if epoch < 1:
+            return "never-trained"
+        if self.scheduler is not None and self.scheduler.early_stopped(trial_id):
+            return "early-stopped"
+        if epoch < self.planned[trial_id]:
+            return "budget-cut"
+        values = [result.get(m) for m in self.metrics]
+        if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
+            return "failed"  # Optuna cannot rank a missing or NaN objective
+        return "finished"
+
+    def _study(self, arch: str) -> optuna.Study:
+        return optuna.load_study(study_name=self.study_names[arch], storage=self.storage)
+
+    def _set_attr(self, trial_id: str, key: str, value) -> None:
+        """A user attribute on the trial's Optuna trial (public storage API; the trial is still running)."""
+        study_id = self.storage.get_study_id_from_name(self.study_names[self.arch_of[trial_id]])
+        optuna_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, self.number_of[trial_id])
+        self.storage.set_trial_user_attr(optuna_id, key, value)
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as handle:
-            pickle.dump(self.__dict__, handle)
+            pickle.dump({k: v for k, v in self.__dict__.items() if k != "scheduler"}, handle)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
@@ -75,8 +176,8 @@ class ArchSearcher(Searcher):
         Tune knows; a RUNNING trial numbered beyond them is an orphan."""
         if not self.storage_url:
             return  # in-memory studies come back from the snapshot itself: no orphan can exist
-        for arch, name in self.study_names.items():
-            study = optuna.load_study(study_name=name, storage=self.storage_url)
+        for arch in self.study_names:
+            study = self._study(arch)
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if frozen.number >= self.counts[arch]:
                     study.tell(frozen.number, state=TrialState.FAIL)

@@ -9,10 +9,14 @@ of ``study.train.config.TrainConfig`` (the same keys as presets and reports)::
       hidden_size: {type: int, low: 32, high: 256, log: true}
       lr:          {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
       readout:     {type: categorical, choices: [last_step, final_state, max, mean]}
+    compare: [readout]        # optional: keys whose values the report compares (see below)
 
 Parameter types: ``float`` / ``int`` (``low``, ``high``, optional ``log`` or ``step``) and ``categorical``
 (``choices``: strings, numbers or booleans; a CNN's ``widths`` is a comma string like "3,4,5" because a
-categorical cannot hold lists). This module is the one place where a file becomes Optuna distributions
+categorical cannot hold lists). ``compare`` marks categorical keys whose values the report sets side by
+side (``freeze_embeddings``, ``embedding``, ``readout``): the searcher gives every value of such a key
+an (almost) equal share of the architecture's trials, in the order ``balanced_assignments`` fixes, and
+the sampler searches the rest. This module is the one place where a file becomes Optuna distributions
 (``optuna_distributions``); Optuna is imported only inside that function so parsing stays light.
 
     python -m study.search.spaces search_spaces/*.yaml      # check files, print what they search
@@ -27,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from study.train.config import ARCHS as ARCHES  # the architectures the trainer knows: one list
-TOP_KEYS = {"arch", "fixed", "search", "description"}
+TOP_KEYS = {"arch", "fixed", "search", "description", "compare"}
 PARAM_KEYS = {"float": {"type", "low", "high", "log", "step"},
               "int": {"type", "low", "high", "log", "step"},
               "categorical": {"type", "choices"}}
@@ -55,6 +59,7 @@ class SearchSpace:
     params: dict[str, Param]
     path: str = ""
     description: str = field(default="", compare=False)
+    compared: tuple[str, ...] = ()  # categorical keys every value of which gets an equal share of trials
 
     def corners(self) -> list[dict]:
         """Flat configs at the edges of the space (every low, every high, every choice) for validation."""
@@ -141,9 +146,53 @@ def parse_space(data, path: str = "<space>") -> SearchSpace:
         raise _fail(path, sorted(both)[0], "appears in both fixed and search")
     params = {str(name): _param(path, str(name), spec) for name, spec in search.items()}
     space = SearchSpace(arch=arch, fixed=dict(fixed), params=params, path=path,
-                        description=str(data.get("description", "")))
+                        description=str(data.get("description", "")),
+                        compared=_compared(path, data.get("compare"), params))
     _check_keys(space)
     return space
+
+
+def _compared(path: str, keys, params: dict[str, Param]) -> tuple[str, ...]:
+    if keys is None:
+        return ()
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
+        raise _fail(path, "compare", "expected a list of distinct search keys")
+    for key in keys:
+        if key not in params or params[key].type != "categorical":
+            raise _fail(path, "compare", f"{key!r} is not a categorical key under search")
+    return tuple(keys)
+
+
+def balanced_assignments(space: SearchSpace, count: int) -> list[dict]:
+    """The compared keys' values for an architecture's first ``count`` trials: at any prefix, every value
+    of every compared key has been used an equal number of times, within one. Deterministic, so a
+    resumed study recomputes the same sequence.
+
+    Each step takes a combination of least-used values (one always exists: the product holds every
+    mix); among those, the combination tried least often, then the one whose pairs of values have met
+    least (so that frozen embeddings meet every readout, not only some); the file's choice order breaks
+    the remaining ties."""
+    import itertools
+    from collections import Counter
+
+    keys = space.compared
+    if not keys:
+        return [{} for _ in range(count)]
+    combos = list(itertools.product(*(range(len(space.params[k].choices)) for k in keys)))
+    used, tried, met = Counter(), Counter(), Counter()
+
+    def pairs_of(combo):
+        return [(i, a, j, b) for (i, a), (j, b) in itertools.combinations(enumerate(combo), 2)]
+
+    out = []
+    for _ in range(count):
+        pick = min(combos, key=lambda c: (sum(used[i, v] for i, v in enumerate(c)), tried[c],
+                                          sum(met[p] for p in pairs_of(c))))
+        used.update(enumerate(pick))
+        tried[pick] += 1
+        met.update(pairs_of(pick))
+        out.append({k: space.params[k].choices[v] for k, v in zip(keys, pick)})
+    return out
 
 
 def _check_keys(space: SearchSpace) -> None:
@@ -190,7 +239,7 @@ def describe(space: SearchSpace) -> str:
     lines = [f"{space.arch} ({space.path}): fixed {space.fixed}"]
     for p in space.params.values():
         rng = list(p.choices) if p.type == "categorical" else f"[{p.low}, {p.high}]" + (" log" if p.log else "")
-        lines.append(f"  {p.name:18s} {p.type:12s} {rng}")
+        lines.append(f"  {p.name:18s} {p.type:12s} {rng}" + ("  (compared: balanced)" if p.name in space.compared else ""))
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@
 
 The store travels as parameters of the trainable, not as hyperparameters, so a trial's config is exactly
 its hyperparameters. Each worker process loads a store once (actors are reused) and checks that its
-content hash is the one the study was launched with.
+content hash is the one the study was launched with. A study that searches ``embedding`` (the store's
+embedding kinds) loads each kind once per worker: the cache is keyed on the kind too.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from ray import tune
 
 from data_prep import store as store_mod
 
-_STORES: dict[tuple[str, str], store_mod.Store] = {}  # one load per worker process
+_STORES: dict[tuple[str, str, str | None], store_mod.Store] = {}  # one load per worker process and kind
 
 
-def cached_store(uri: str, expected_hash: str) -> store_mod.Store:
-    key = (uri, expected_hash)
+def cached_store(uri: str, expected_hash: str, embedding: str | None = None) -> store_mod.Store:
+    """The store at ``uri`` with the ``embedding`` kind's table (None: the store's default kind)."""
+    key = (uri, expected_hash, embedding)
     if key not in _STORES:
-        loaded = store_mod.load(uri)
+        loaded = store_mod.load(uri, embedding=embedding)
         if loaded.content_hash != expected_hash:
             raise store_mod.StoreError(f"store {uri} changed since launch (hash {loaded.content_hash[:12]}, "
                                        f"launched with {expected_hash[:12]})")
@@ -38,13 +40,13 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
     from study.train.config import TrainConfig
 
     cfg = TrainConfig.from_flat(config)
-    store = cached_store(store_uri, store_hash)
+    store = cached_store(store_uri, store_hash, cfg.embedding_kind)
     context = ray.get_runtime_context()
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
     # Logical GPUs (declared with --num-gpus on a machine without CUDA) still get ids: fall back to CPU.
     device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
     threads = max(1, int(context.get_assigned_resources().get("CPU", 1)))
-    tags = {"arch": cfg.arch, "node_id": context.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid()}
+    tags = {"arch": cfg.arch, "embedding_kind": store.embedding_kind, "node_id": context.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid()}
 
     resume, resumed_from = None, 0
     checkpoint = tune.get_checkpoint()

@@ -1,6 +1,6 @@
 """``python -m study train``: one configuration on one store, no Ray; a line per epoch, then a JSON line.
 
-    python -m study train --store /tmp/imdb1k --preset cnn_original --epochs 2 [--set lr=0.002] [--checkpoint-dir D]
+    python -m study train --store /tmp/imdb1k --preset cnn_original --epochs 2 [--set lr=0.002] [--set embedding=fasttext] [--checkpoint-dir D]
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def main(args) -> int:
     with reported_as_usage(ValueError, store_mod.StoreError, FileNotFoundError, RuntimeError):
         cfg = resolve_config(preset_name=args.preset, config_path=args.config, sets=args.set,
                              epochs=args.epochs)
-        store = store_mod.load(args.store)
+        store = store_mod.load(args.store, embedding=cfg.embedding_kind)
         resume = None
         if args.resume:
             if not args.checkpoint_dir:

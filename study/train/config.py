@@ -123,6 +123,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # dense parameters only (SparseAdam has none)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     freeze_embeddings: bool = False
+    embedding: str = ""  # the store's embedding kind (word2vec, fasttext, random, ...); "" = its default kind
     shuffle: bool = True
     padding: str = "post"
     max_len: int = 0  # 0 = no truncation; else keep the first max_len tokens
@@ -143,6 +144,9 @@ class TrainConfig:
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}")
         _check(self.padding in ("post", "pre"), f"padding must be post or pre, got {self.padding!r}")
         _check(self.max_len >= 0, f"max_len must be >= 0, got {self.max_len}")
+        # the store says which kinds it holds (load names them); here only the shape of the word
+        _check(self.embedding == "" or (self.embedding.replace("_", "").isalnum() and self.embedding.islower()),
+               f"embedding must be an embedding kind such as word2vec, fasttext or random, got {self.embedding!r}")
 
     @classmethod
     def from_flat(cls, flat: dict) -> "TrainConfig":
@@ -177,6 +181,11 @@ class TrainConfig:
 
     # ``faithful`` switches on every mistake of the original study at once; these are the one place that
     # says what it implies, for the trainer and the models alike.
+    @property
+    def embedding_kind(self) -> str | None:
+        """The kind to load from the store (``data_prep.store.load(uri, embedding=...)``); None = its default."""
+        return self.embedding or None
+
     @property
     def pads_to_longest(self) -> bool:
         return self.faithful or self.pad_to_longest

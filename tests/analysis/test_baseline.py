@@ -62,7 +62,7 @@ def test_report_with_a_linear_architecture(tmp_path):
     files = report.write_report(frame(), tmp_path)
     md = files["summary.md"].read_text()
     assert "## What the networks buy over the linear baseline" in md
-    assert "| linear |" not in md.split("## Freezing")[1].split("## What")[0]  # no embeddings to freeze
+    assert "| linear |" not in md.split("## Embedding kind")[1].split("## What")[0]  # no embeddings to freeze
     assert "| nb_scaling |" in md  # the linear trial's hyperparameters under the table
     epochs = next(line for line in md.splitlines() if line.startswith("| Num epochs"))
     assert epochs.split("|")[4].strip() == "1 (one fit)"  # columns: cnn, fasttext, linear, lstm

@@ -186,8 +186,8 @@ def test_summary_table(written):
     # frozen vs fine-tuned: each side's best on validation, shown with its (then worst) test accuracy
     for flag, name in ((True, "frozen"), (False, "fine-tuned")):
         side = done[(done.arch == "cnn") & (done["config/freeze_embeddings"] == flag)]
-        row = next(line for line in md.splitlines() if line.startswith(f"| cnn | {name} |"))
-        assert f"{side.sort_values('val_acc').test_acc.iloc[-1]:.3f}" == row.split("|")[5].strip()
+        row = next(line for line in md.splitlines() if line.startswith(f"| cnn | default | {name} |"))
+        assert f"{side.sort_values('val_acc').test_acc.iloc[-1]:.3f}" == row.split("|")[6].strip()
     assert "TERMINATED 21" in md and "ERROR 1" in md and "RUNNING 1" in md and "PENDING 1" in md
     noise_md = md.split("## Noise")[1].split("\n## ")[0]
     assert "Repeats: 2 runs of 1 configurations" in noise_md
@@ -195,8 +195,9 @@ def test_summary_table(written):
                      r"test, distinguishable from noise \(p [=<] ", noise_md)
     assert "within noise" in noise_md          # adjacent fasttext front members differ by 1 point
     assert "`t022`" in md.split("## Failed trials")[1]           # the failed LSTM is listed
-    # fasttext was only sampled frozen
-    assert "| fasttext | fine-tuned | 0 | not sampled |" in md
+    # fasttext's finished trials were all frozen; its one fine-tuned trial is still pending
+    assert "| fasttext | default | fine-tuned | 0 / 0 / 1 | no result yet |" in md
+    assert "| cnn | default | frozen | 0 / 0 / 4 | 0.832 |" in md  # epochs 4 of 10, no mark: stopped-short
     collapsed = md.split("## Collapsed trials")[1]
     assert "`t008`" in collapsed and "python -m study diagnose" in collapsed
     assert "cheaper in train_time_s" in md

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from study.search.spaces import SpaceError, load_space, optuna_distributions
+from study.search.spaces import SpaceError, balanced_assignments, load_space, optuna_distributions, parse_space
 from study.train.config import ARCHS, NETWORK_ARCHS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "search_spaces").glob("*.yaml"))
+KINDS = sorted((ROOT / "search_spaces" / "embedding_kinds").glob("*.yaml"))
 
 
 def test_shipped_spaces_load_and_cover_the_study():
@@ -69,6 +70,10 @@ GOOD = "arch: lstm\nfixed: {epochs: 2}\nsearch:\n  hidden_size: {type: int, low:
     ("arch: linear\nsearch: {lr: {type: float, low: 0.1, high: 1}}", "lr"),
     ("arch: linear\nsearch: {C: {type: float, low: 0, high: 1, log: true}}", "search.C.low"),
     ("arch: linear\nfixed: {min_df: 0}\nsearch: {C: {type: float, low: 0.1, high: 1}}", "min_df"),
+    ("arch: lstm\ncompare: [readout]\nsearch: {lr: {type: float, low: 0.1, high: 1}}", "compare"),
+    ("arch: lstm\ncompare: [lr]\nsearch: {lr: {type: float, low: 0.1, high: 1}}", "compare"),
+    ("arch: lstm\ncompare: readout\nsearch: {readout: {type: categorical, choices: [max]}}", "compare"),
+    ("arch: lstm\nsearch: {embedding: {type: categorical, choices: [Word2Vec]}}", "embedding"),
 ])
 def test_malformed_space_names_the_key(tmp_path, text, key):
     path = tmp_path / "bad.yaml"
@@ -98,3 +103,32 @@ def test_cli_rejects_a_malformed_space_with_one_line(synthetic_store, tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 2 and "hidden_size" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "exp" / "x").exists()  # nothing claimed the name
+
+
+def test_embedding_kind_spaces_search_and_compare_the_three_kinds():
+    spaces = {s.arch: s for s in map(load_space, KINDS)}
+    assert set(spaces) == {"cnn", "lstm", "fasttext"}
+    for space in spaces.values():
+        assert space.params["embedding"].choices == ("word2vec", "fasttext", "random")
+        assert {"freeze_embeddings", "embedding"} <= set(space.compared)
+    assert "readout" in spaces["lstm"].compared
+
+
+def test_balanced_assignments_share_every_value_equally_at_any_prefix():
+    space = parse_space({"arch": "lstm", "compare": ["freeze_embeddings", "embedding", "readout"], "search": {
+        "freeze_embeddings": {"type": "categorical", "choices": [True, False]},
+        "embedding": {"type": "categorical", "choices": ["word2vec", "fasttext", "random"]},
+        "readout": {"type": "categorical", "choices": ["last_step", "final_state", "max", "mean"]},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}})
+    sequence = balanced_assignments(space, 48)
+    assert all(set(a) == {"freeze_embeddings", "embedding", "readout"} for a in sequence)
+    for n in range(1, 49):
+        for key, param in space.params.items():
+            if key in space.compared:
+                counts = [sum(a[key] == c for a in sequence[:n]) for c in param.choices]
+                assert max(counts) - min(counts) <= 1, (n, key, counts)
+    # 4 trials of a 2-valued and a 4-valued key: frozen meets two readouts, fine-tuned the other two
+    pairs = {(a["freeze_embeddings"], a["readout"]) for a in sequence[:8]}
+    assert len(pairs) == 8  # after 8 trials every (frozen, readout) pair has been tried
+    assert len({tuple(a.values()) for a in sequence[:24]}) >= 20  # few repeats before all 24 are tried
+    assert balanced_assignments(space, 5) == sequence[:5]  # a prefix: a resumed study recomputes it
