@@ -8,8 +8,9 @@ writes into ``--out``:
                         ``collapsed`` (``study.train.metrics.is_collapsed``)
     pareto.json         {"accuracy": "val_acc", "fronts": {cost: [trial ids, cheapest first]}}
     pareto_<cost>.png/.svg  static plots (plots.py), pareto.html (page.py)
+    importance.png/.svg which hyperparameters matter per architecture (importance.py, Optuna's fANOVA)
     summary.md          summary.py: the original study's table measured, frozen vs fine-tuned embeddings,
-                        the fronts in words, failed and collapsed trials
+                        the fronts in words, hyperparameter importance, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
 TERMINATED) with metrics enter the fronts and the table; every status is counted, ERROR rows are listed.
@@ -24,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from study import experiment
-from study.analysis import pareto
+from study.analysis import importance, pareto
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
 from study.analysis.results import trials_frame
@@ -49,8 +50,10 @@ def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None) -> dict[str,
         files[png.name], files[svg.name] = png, svg
     files["pareto.html"] = write_page(t, fronts, out_dir / "pareto.html")
     diagnosis = Path(diagnosis_path) if diagnosis_path else out_dir / "diagnosis.md"
+    weights = importance.compute(t)
+    files.update(importance.write_plot(weights, out_dir))
     files["summary.md"] = out_dir / "summary.md"
-    files["summary.md"].write_text(summary_markdown(t, fronts, diagnosis, out_dir))
+    files["summary.md"].write_text(summary_markdown(t, fronts, diagnosis, out_dir, weights))
     return files
 
 

@@ -4,7 +4,8 @@
     text = summary_markdown(table, fronts, diagnosis_path, out_dir)
 
 Sections: the original study's comparison table regenerated from each architecture's best trial, frozen
-vs fine-tuned embeddings per architecture, the Pareto fronts in words, failed and collapsed trials.
+vs fine-tuned embeddings per architecture, the Pareto fronts in words, which hyperparameters matter
+(``importance.py``), failed and collapsed trials.
 """
 from __future__ import annotations
 
@@ -82,8 +83,17 @@ def freeze_section(t: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def importance_section(result) -> list[str]:
+    """Which searched hyperparameters matter for accuracy and cost (``importance.compute``'s result)."""
+    if result is None:
+        return []
+    from study.analysis import importance
+
+    return ["## Which hyperparameters matter", "", *importance.markdown(result)]
+
+
 def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: Path | None,
-                     out_dir: Path) -> str:
+                     out_dir: Path, importance=None) -> str:
     counts = t["status"].value_counts()
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
     md = ["# Study report", "",
@@ -102,6 +112,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
                f"![{cost}](pareto_{cost}.png)", ""]
         md += [f"- {line}" for line in pareto.describe_front(t, cost)] + [""]
     md += ["Interactive version (hover for hyperparameters): [pareto.html](pareto.html).", ""]
+    md += importance_section(importance)
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)
     return "\n".join(md)
 
