@@ -58,6 +58,15 @@ def test_report_with_importance_imports_optuna_but_not_ray_or_torch(tmp_path):
     assert (tmp_path / "out" / "importance.png").exists()
 
 
+def test_dashboard_never_imports_ray_or_torch():
+    assert imported_after("import study.analysis.dashboard") == []
+    try:
+        import optuna_dashboard  # noqa: F401  (the dashboard extra)
+    except ImportError:
+        return
+    assert imported_after("import study.analysis.dashboard, optuna_dashboard") == ["optuna"]
+
+
 def test_training_never_imports_ray():
     code = "\n".join(f"import study.train.{m}" for m in ("config", "presets", "models", "batches", "metrics",
                                                           "trainer", "command"))
