@@ -87,6 +87,14 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
+def _in(dist, v):
+    """``v`` as a value of ``dist``: Optuna checks the type (an int in a float range is refused)."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    v = _plain(v)
+    return float(v) if isinstance(dist, FloatDistribution) else int(v) if isinstance(dist, IntDistribution) else v
+
+
 def _one(rows: pd.DataFrame, params: list[str], target: str) -> dict[str, float]:
     """fANOVA importances of ``params`` for ``target`` over ``rows``; {} when the target is constant."""
     import optuna
@@ -101,11 +109,8 @@ def _one(rows: pd.DataFrame, params: list[str], target: str) -> dict[str, float]
     dists = {c.split("/", 1)[1]: _distribution(rows[c]) for c in params}
     study = optuna.create_study(direction="maximize" if target == pareto.ACCURACY else "minimize")
     for (_, r), value in zip(rows.iterrows(), y):
-        trial_params = {k: _plain(r[f"config/{k}"]) for k in dists}
-        trial_params = {k: (float(v) if isinstance(d, optuna.distributions.FloatDistribution) else
-                            int(v) if isinstance(d, optuna.distributions.IntDistribution) else v)
-                        for (k, v), d in zip(trial_params.items(), dists.values())}
-        study.add_trial(optuna.trial.create_trial(params=trial_params, distributions=dists, value=float(value)))
+        params_of = {k: _in(d, r[f"config/{k}"]) for k, d in dists.items()}
+        study.add_trial(optuna.trial.create_trial(params=params_of, distributions=dists, value=float(value)))
     return get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0), normalize=True)
 
 
