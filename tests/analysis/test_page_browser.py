@@ -4,7 +4,8 @@ The page of a real report (``report.write_report`` on test_report's 24-trial fra
 failed, pending and collapsed trials) is loaded from disk. The test checks that each cost's chart draws
 one mark per finished trial and one front line, that hovering each mark (a real mouse move) shows that
 trial's hyperparameters and metrics, and that the page makes no request beyond its own file. It saves
-screenshots at a desktop and a phone width (``desktop.png``, ``phone.png`` in the test's tmp folder).
+screenshots at a desktop and a phone width (``desktop.png``, ``phone.png`` in the test's tmp folder) and
+one of a tooltip (``hover.png``).
 
 Chromium: ``chromium-headless-shell`` (Debian/Ubuntu package of that name; ``.ci/run`` installs it) or
 ``chromium``; the test is skipped when neither is on PATH. The DevTools client is ``websocket-client``.
@@ -16,12 +17,11 @@ import json
 import re
 import shutil
 import subprocess
-import time
 
 import pandas as pd
 import pytest
 
-from helpers import wait_for
+from helpers import cleanup, wait_for
 from study.analysis import format as fmt
 from study.analysis import pareto, report
 from study.analysis.table import trials_table
@@ -38,10 +38,11 @@ class Page:
     that arrive meanwhile are kept in ``events``."""
 
     def __init__(self, tmp_path):
-        self.proc = subprocess.Popen(
+        self.log, self.profile = open(tmp_path / "chromium.log", "wb"), str(tmp_path / "profile")
+        self.proc = subprocess.Popen(   # --no-sandbox: CI runs as root; the page is our own local file
             [BROWSER, "--headless", "--no-sandbox", "--remote-debugging-port=0", "--no-first-run",
-             f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "chromium.log", "wb"), start_new_session=True)
+             f"--user-data-dir={self.profile}", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True)
         line = wait_for(lambda: re.search(r"DevTools listening on (ws://\S+)", (tmp_path / "chromium.log")
                                           .read_text(errors="replace")), 60, "Chromium's DevTools address")
         port = line.group(1).split(":")[2].split("/")[0]
@@ -73,8 +74,10 @@ class Page:
 
     def close(self):
         self.ws.close()
-        self.proc.terminate()       # our own process, by its handle
-        self.proc.wait(timeout=30)
+        # /usr/bin/chromium* is a shell wrapper: stop the whole session we started (the browser and its
+        # zygote, GPU and renderer processes), by pid, and check that none is left
+        cleanup([self.proc.pid], self.profile)
+        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +154,8 @@ def test_marks_fronts_hover_and_no_network(page, page_files, tmp_path):
         assert tip[0] == "block", trial
         for line in expected_tip(t.loc[trial]):
             assert line in tip[1], (trial, line, tip[1])
+    shot = page.send("Page.captureScreenshot", format="png")       # the last tooltip, as a reader sees it
+    (tmp_path / "hover.png").write_bytes(base64.b64decode(shot["data"]))
     page.send("Input.dispatchMouseEvent", type="mouseMoved", x=2, y=2)
     assert page.js("getComputedStyle(tip).display") == "none"      # leaving the mark hides it
 
