@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
               "measure training throughput (samples/s, tokens/s)"),
     "report": ("study.analysis.report", "add_arguments", "main",
                "trials table, Pareto fronts, plots and summary.md of a study"),
+    "dashboard": ("study.analysis.dashboard", "add_arguments", "main",
+                  "optuna-dashboard over a study's optuna.db on 127.0.0.1 (the dashboard extra)"),
     "run": ("study.search.command", "add_run_arguments", "run",
             "start a Ray Tune study over search-space files (all archs, one experiment)"),
     "resume": ("study.search.command", "add_resume_arguments", "resume",

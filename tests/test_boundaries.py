@@ -22,8 +22,8 @@ def imported_after(code: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_experiment(storage: Path, name: str) -> None:
-    """A finished two-trial experiment folder, as the search writes it."""
+def write_experiment(storage: Path, name: str, archs=("cnn", "fasttext")) -> None:
+    """A finished experiment folder, one trial per entry of ``archs``, as the search writes it."""
     result = {"epoch": 1, "val_acc": 0.8, "test_acc": 0.78, "macro_f1": 0.77, "majority_share": 0.52,
               "pred_hist": [52, 48], "train_time_s": 3.0, "epoch_time_s": 3.0, "samples_per_s": 300.0,
               "params_total": 1000, "params_trainable": 100, "params_no_embedding": 50,
@@ -31,7 +31,7 @@ def write_experiment(storage: Path, name: str) -> None:
     trials = [{"trial_id": f"t{i}", "arch": arch, "status": "TERMINATED", "num_failures": 0,
                "config": {"arch": arch, "lr": 0.001 * (i + 1)},
                "last_result": {**result, "val_acc": 0.8 + i / 100}, "error": None}
-              for i, arch in enumerate(["cnn", "fasttext"])]
+              for i, arch in enumerate(archs)]
     experiment.write_json(str(storage / name / experiment.TRIALS_FILE), {"trials": trials})
 
 
@@ -44,6 +44,27 @@ def test_report_reads_results_without_ray_torch_or_optuna(tmp_path):
     assert (tmp_path / "out" / "summary.md").exists()
     assert imported_after("from study.__main__ import main\n"
                           f"main(['status', '--storage-path', {str(tmp_path)!r}, '--name', 'exp'])") == []
+
+
+def test_report_with_importance_imports_optuna_but_not_ray_or_torch(tmp_path):
+    """Enough finished trials of one architecture: fANOVA runs, so Optuna is imported, lazily; Ray and
+    torch still are not."""
+    write_experiment(tmp_path, "exp", archs=["cnn"] * 4)
+    code = ("from study.__main__ import main\n"
+            f"assert main(['report', '--storage-path', {str(tmp_path)!r}, '--name', 'exp', "
+            f"'--out', {str(tmp_path / 'out')!r}]) == 0")
+    assert imported_after(code) == ["optuna"]
+    assert "## Which hyperparameters matter" in (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "out" / "importance.png").exists()
+
+
+def test_dashboard_never_imports_ray_or_torch():
+    assert imported_after("import study.analysis.dashboard") == []
+    try:
+        import optuna_dashboard  # noqa: F401  (the dashboard extra)
+    except ImportError:
+        return
+    assert imported_after("import study.analysis.dashboard, optuna_dashboard") == ["optuna"]
 
 
 def test_training_never_imports_ray():

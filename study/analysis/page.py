@@ -61,13 +61,21 @@ for (const c of document.querySelectorAll('circle[data-i]')) {
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; }
-svg { background: #fff; border: 1px solid #ddd; }
-circle[data-i] { cursor: pointer; }
+svg { background: #fff; border: 1px solid #ddd; max-width: 100%; height: auto; }  /* shrinks to the screen */
+circle[data-i] { cursor: pointer; pointer-events: visible; }  /* hollow marks hover inside too */
 circle[data-i]:hover { stroke: #000; stroke-width: 2; }
 #tip { position: absolute; display: none; background: #fffff4; border: 1px solid #888; padding: 6px;
-       font-size: 12px; box-shadow: 2px 2px 6px #0003; max-width: 420px; }
+       font-size: 12px; box-shadow: 2px 2px 6px #0003; max-width: 420px;
+       pointer-events: none; }  /* never hides the mark next to the one hovered */
 #tip th { text-align: left; padding-right: 10px; font-weight: normal; color: #555; }
-table.trials { border-collapse: collapse; font-size: 13px; }
+table.trials { border-collapse: collapse; font-size: 13px; display: block; overflow-x: auto; }
+@media (max-width: 640px) {  /* a phone: the charts shrink ~2.5x, so their text is drawn larger */
+  body { margin: 10px; }
+  h2 { font-size: 1.2em; }
+  svg.pareto text { font-size: 22px; }
+  svg.pareto circle.trial { r: 11px; }   /* a mark a finger can hit */
+  #tip { max-width: 85vw; }
+}
 table.trials td, table.trials th { border: 1px solid #ccc; padding: 2px 6px; }
 """
 
@@ -93,7 +101,8 @@ def write_page(table: pd.DataFrame, fronts: dict[str, list[str]], path,
                       for a, c in colors.items())
     data = json.dumps(records, default=str).replace("</", "<\\/")   # cannot close the script tag
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Fronts are selected on <b>{accuracy}</b> (validation accuracy, the y axis: the mean over a
@@ -173,7 +182,10 @@ def _section(table, cost, ids, accuracy, colors, base=None) -> str:
         if low[i]:
             parts.append(f'<path d="M{x - 8:.1f},{y - 8:.1f} L{x + 8:.1f},{y + 8:.1f} M{x - 8:.1f},{y + 8:.1f} '
                          f'L{x + 8:.1f},{y - 8:.1f}" stroke="#555" stroke-width="1.2"/>')
-        parts.append(f'<circle data-i="{i}" cx="{x:.1f}" cy="{y:.1f}" r="6" '
+        # class and data-* attributes: stable hooks for styling and for the browser test
+        who = f'data-trial="{html.escape(str(table["trial_id"].iloc[i]))}" ' \
+              f'data-status="{html.escape(str(table["status"].iloc[i]))}"'
+        parts.append(f'<circle class="trial" data-i="{i}" {who} cx="{x:.1f}" cy="{y:.1f}" r="6" '
                      f'fill="{fill}" fill-opacity="0.8" stroke="{color}" stroke-width="1.5"/>')
     pos = {str(t): i for i, t in enumerate(table["trial_id"])}
     pts = [(cst[pos[t]], acc[pos[t]]) for t in ids if t in pos]
@@ -182,11 +194,12 @@ def _section(table, cost, ids, accuracy, colors, base=None) -> str:
         d = f"{start}{'L' if base is not None else ''}{sx(pts[0][0]):.1f},{sy(pts[0][1]):.1f}"
         for (_, ya), (xb, yb) in zip(pts, pts[1:]):
             d += f" L{sx(xb):.1f},{sy(ya):.1f} L{sx(xb):.1f},{sy(yb):.1f}"
-        parts.insert(1, f'<path d="{d}" fill="none" stroke="#000" stroke-width="1.8"/>')
+        parts.insert(1, f'<path class="front" data-trials="{html.escape(" ".join(ids))}" d="{d}" '
+                        f'fill="none" stroke="#000" stroke-width="1.8"/>')
     return (f"<h2>{html.escape(accuracy)} vs {html.escape(label)}</h2>"
             f"<p>{len(pts)} trials on the front: {html.escape(', '.join(ids))}</p>"
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-            f'viewBox="0 0 {W} {H}">{"".join(parts)}</svg>')
+            f'<svg class="pareto" data-cost="{html.escape(cost)}" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{W}" height="{H}" viewBox="0 0 {W} {H}">{"".join(parts)}</svg>')
 
 
 def _axes(x0, x1, y0, y1, log, sx, sy, xlabel, accuracy) -> str:

@@ -15,8 +15,9 @@ writes into ``--out``:
                         (hypervolume.py: accuracy above chance x log10 cost)}
     pareto_<cost>.png/.svg  static plots (plots.py) of ``pareto.DEFAULT_PLOTS`` (``--all-plots``: every
                         cost), pareto.html (page.py): every cost, error bars, the constant predictor
+    importance.png/.svg which hyperparameters matter per architecture (importance.py, Optuna's fANOVA)
     summary.md          summary.py: the original study's table measured, embedding kind x frozen/fine-tuned,
-                        the fronts in words, failed and collapsed trials
+                        the fronts in words, noise, hyperparameter importance, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
 TERMINATED) with metrics enter the fronts and the table; every status is counted, ERROR rows are listed.
@@ -35,7 +36,7 @@ import pandas as pd
 
 from study import experiment
 from data_prep import store as store_mod
-from study.analysis import noise, pareto
+from study.analysis import importance, noise, pareto
 from study.analysis.hypervolume import all_hypervolumes
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
@@ -82,9 +83,14 @@ def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None, *, splits: n
         files[png.name], files[svg.name] = png, svg
     files["pareto.html"] = write_page(configs, fronts, out_dir / "pareto.html", anchor=anchor)
     diagnosis = Path(diagnosis_path) if diagnosis_path else out_dir / "diagnosis.md"
+    # what the search explored: search trials only (repeats re-train chosen configurations)
+    searched = t[t["repeat_of"].isna()] if "repeat_of" in t.columns else t
+    weights = importance.compute(searched)
+    files.update(importance.write_plot(weights, out_dir))
     files["summary.md"] = out_dir / "summary.md"
     files["summary.md"].write_text(summary_markdown(configs, {c: fronts[c] for c in plotted}, diagnosis, out_dir,
-                                                    noise=noise_section(t, configs, tests, splits)))
+                                                    noise=noise_section(t, configs, tests, splits),
+                                                    importance=weights))
     return files
 
 

@@ -5,7 +5,8 @@
 
 Sections: the original study's comparison table regenerated from each architecture's best trial,
 embedding kind x frozen/fine-tuned per architecture, what each network buys over the linear baseline, the
-Pareto fronts in words with their hypervolumes, noise, failed and collapsed trials.
+Pareto fronts in words with their hypervolumes, noise, which hyperparameters matter (``importance.py``),
+failed and collapsed trials.
 """
 from __future__ import annotations
 
@@ -207,8 +208,17 @@ def noise_section(runs: pd.DataFrame, configs: pd.DataFrame, tests: list[dict], 
     return md + ([""] if tests else ["- no two finished configurations to compare", ""])
 
 
+def importance_section(result) -> list[str]:
+    """Which searched hyperparameters matter for accuracy and cost (``importance.compute``'s result)."""
+    if result is None:
+        return []
+    from study.analysis import importance
+
+    return ["## Which hyperparameters matter", "", *importance.markdown(result)]
+
+
 def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: Path | None,
-                     out_dir: Path, noise: list[str] | None = None) -> str:
+                     out_dir: Path, noise: list[str] | None = None, importance=None) -> str:
     counts = t["status"].value_counts()
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
     ended = ", ".join(f"{k} {v}" for k, v in t["stop_reason"].value_counts().items())
@@ -233,6 +243,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
         md += [hypervolume.describe(hypervolume.front_hypervolume(t, cost), cost), ""]
     md += ["Interactive version (hover for hyperparameters): [pareto.html](pareto.html).", ""]
     md += noise or []
+    md += importance_section(importance)
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)
     return "\n".join(md)
 

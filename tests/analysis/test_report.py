@@ -15,61 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from helpers import make_frame
 from study.analysis import noise, report
 from study.analysis.table import trials_table
-
-
-def _trial(i, arch, status, val, test, time_s, params, sps, *, share=0.45, freeze=False, epochs=4,
-           repeat_of=None, **config):
-    hist = [40, 30, 30] if share < 0.9 else [97, 2, 1]
-    row = {"trial_id": f"t{i:03d}", "arch": arch, "status": status, "node_id": "node-a", "gpu_ids": [],
-           "epochs": epochs, "epoch": epochs, "val_acc": val, "test_acc": test,
-           "macro_f1": None if test is None else test - 0.01, "train_loss": 0.6, "val_loss": 0.7,
-           "recall": [0.5, 0.5, 0.5], "pred_hist": hist, "majority_share": share,
-           "samples_per_s": sps, "epoch_time_s": None if time_s is None else time_s / epochs,
-           "train_time_s": time_s, "params_total": 2_000_000 + params,
-           "params_trainable": params + (0 if freeze else 2_000_000), "params_no_embedding": params,
-           "max_params_per_layer": params // 2, "peak_rss_mb": 900.0, "device": "cpu", "threads": 2,
-           "config/arch": arch, "config/epochs": 10, "config/lr": 1e-3, "config/batch_size": 64,
-           "config/freeze_embeddings": freeze, "config/seed": i, "repeat_of": repeat_of,
-           "eval_time_s": None if time_s is None else time_s / 10, "infer_ms_per_review": 0.5 + params / 1e5,
-           "infer_reviews_per_s": 2000.0 - params / 1e3, "best_epoch": epochs, "seed": 0}
-    row.update({f"config/{k}": v for k, v in config.items()})
-    return row
-
-
-def make_frame() -> pd.DataFrame:
-    """24 trials of three architectures: collapsed LSTMs, one running, one failed, one pending; then two
-    repeats of the best fasttext trial (t020). Test accuracy falls as validation accuracy rises."""
-    rows = []
-    rng = np.random.default_rng(3)
-    for i in range(8):
-        acc = 0.78 + 0.09 * rng.random()
-        rows.append(_trial(i, "cnn", "TERMINATED", acc, 1.6 - acc, 200 + 250 * i, 6_000 + 40_000 * i,
-                           400 - 30 * i, freeze=bool(i % 2), widths="3,4,5" if i % 2 else [1, 2, 3, 5],
-                           filters=10 + 20 * i, activation="relu"))
-    for i in range(8, 16):
-        bad = i < 12
-        acc = 0.33 if bad else 0.70 + 0.06 * rng.random()
-        rows.append(_trial(i, "lstm", "TERMINATED", acc, acc + (0.005 if bad else -0.02),
-                           1500 + 400 * i, 200_000 * (1 + i % 3), 40 + i, share=0.97 if bad else 0.5,
-                           hidden_size=64 * (1 + i % 3), num_layers=1 + i % 2, readout="last_step"
-                           if bad else "max", freeze=i % 3 == 0))
-    for i in range(16, 21):
-        acc = 0.80 + 0.01 * (i - 16)
-        rows.append(_trial(i, "fasttext", "TERMINATED", acc, 1.62 - acc, 5.0 * (i - 15),
-                           1_500 * (i - 15), 20_000 / (i - 15), bigram_buckets=1000 * (i - 16),
-                           freeze=True))
-    rows.append(_trial(21, "cnn", "RUNNING", 0.99, 0.99, 10.0, 1000, 500, epochs=1, widths="3"))
-    err = _trial(22, "lstm", "ERROR", None, None, None, 0, None, epochs=0, hidden_size=256)
-    err.update({k: None for k in ("params_total", "params_trainable", "params_no_embedding",
-                                  "max_params_per_layer", "pred_hist", "majority_share")})
-    rows.append(err)
-    rows.append({"trial_id": "t023", "arch": "fasttext", "status": "PENDING", "config/lr": 0.01})
-    for i, acc in ((24, 0.83), (25, 0.85)):       # t020's repeats: its runs' mean val_acc stays 0.84
-        rows.append(_trial(i, "fasttext", "TERMINATED", acc, 1.62 - acc, 25.0, 7_500, 4_000,
-                           bigram_buckets=4000, freeze=True, repeat_of="t020"))
-    return pd.DataFrame(rows)
 
 
 def predictions(frame: pd.DataFrame, n: int = 600) -> dict:

@@ -6,23 +6,16 @@ GPUs; trials ask for 0.5 GPU, so every trial gets a GPU id while the trainer fal
 """
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import cleanup, leftovers, ray_env, run, start, status_json, study_cmd, wait_for, write_spaces
+from helpers import cleanup, free_port, leftovers, ray_env, run, start, status_json, study_cmd, wait_for, write_spaces
 
 pytestmark = pytest.mark.cluster
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def node_count(address: str, env: dict) -> int:
