@@ -30,7 +30,7 @@ def test_arch_searcher_gives_exactly_k_per_space_and_survives_save_restore(tmp_p
     assert [c["arch"] for c in first] == ["cnn", "lstm", "fasttext", "cnn"]  # round-robin
     assert all(c["epochs"] == 2 and c["max_len"] == 40 for c in first)  # fixed + overrides
     assert 4 <= first[1]["hidden_size"] <= 8 and first[1]["readout"] in ("max", "mean")
-    searcher.on_trial_complete("t0", {"val_acc": 0.5, "training_iteration": 1})
+    searcher.on_trial_complete("t0", {"val_acc": 0.5, "training_iteration": 2})  # both epochs: finished
     searcher.save(str(tmp_path / "state.pkl"))
 
     again = ArchSearcher(spaces, 3, seed=1, storage_url=db, study_name="s", overrides={})
