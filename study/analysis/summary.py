@@ -24,7 +24,7 @@ from study.train.config import NETWORK_ARCHS, TrainConfig
 
 FREEZE_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "freeze_embeddings")
 # Hyperparameters shown under each architecture's best trial (those the trial has).
-KEY_PARAMS = ["batch_size", "lr", "optimizer", "freeze_embeddings", "max_len", "padding", "widths",
+KEY_PARAMS = ["batch_size", "lr", "optimizer", "embedding", "freeze_embeddings", "max_len", "padding", "widths",
               "filters", "hidden_size", "num_layers", "bidirectional", "readout", "bigram_buckets",
               "dropout", "faithful", "C", "ngram_max", "min_df", "sublinear_tf", "nb_scaling"]
 BASELINE = "linear"  # the architecture the networks are measured against
@@ -232,7 +232,9 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
           "## Best trial per architecture (the original study's table, measured)", "", original_table(t),
           "Samples/s is training throughput; cost `train_s_per_1k_samples` = 1000 / samples_per_s.", "",
           "## Embedding kind x frozen vs fine-tuned", "",
-          "Best val acc among the cell's trials with a result (an early-stopped trial's is its last epoch's).",
+          "Best val acc among the cell's trials with a result (an early-stopped trial's is its last epoch's). "
+          "Keys a search space marks `compare:` get their values in a balanced order, so a cell of them reads "
+          "\"not sampled\" only when the study ended before that order reached it.",
           "", freeze_section(t),
           "## What the networks buy over the linear baseline", "", baseline_section(t),
           "## Pareto fronts (higher val_acc, lower cost)", ""]

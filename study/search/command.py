@@ -100,7 +100,8 @@ def run(args) -> int:
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
-            verbose=0, callbacks=[scheduler_mod.StopReasons(scheduler), progress.ProgressLine(total),
+            verbose=0, callbacks=[scheduler_mod.StopReasons(scheduler), searcher_mod.CloseAtEnd(searcher),
+                                  progress.ProgressLine(total),
                                   progress.TrialsSnapshot(path),
                                   JsonLogger(), CSVLogger()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),

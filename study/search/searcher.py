@@ -25,6 +25,8 @@ intermediate result):
                      ignore FAIL trials, so an unlucky cut teaches nothing
     never-trained    FAIL: removed before it reported an epoch
     failed           FAIL: the trial raised
+When the time budget runs out, Tune ends running and pending trials without calling the searcher;
+``CloseAtEnd`` (a Tune callback) tells Optuna about them at the end of the study, so none stays RUNNING.
 Each Optuna trial carries user attributes ``tune_trial_id`` and ``stop_reason`` (the same words as the
 report's ``stop_reason`` column), so ``optuna.load_study(...).trials`` says how each one ended.
 
@@ -43,6 +45,7 @@ import pickle
 
 import optuna
 from optuna.trial import TrialState
+from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -85,6 +88,7 @@ class ArchSearcher(Searcher):
         self.arch_of: dict[str, str] = {}
         self.number_of: dict[str, int] = {}  # Tune trial id -> its Optuna trial number in its arch's study
         self.planned: dict[str, int] = {}  # Tune trial id -> the epochs it would train if never stopped
+        self.told: set[str] = set()  # Tune trial ids whose ending Optuna has been told
         self.storage_url = storage_url
         self.scheduler = scheduler  # tells early-stopped trials apart; not saved (Tune keeps its own)
         self.study_names = {s.arch: f"{study_name}.{s.arch}" for s in spaces}
@@ -121,8 +125,9 @@ class ArchSearcher(Searcher):
             self.searchers[self.arch_of[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self.arch_of:
+        if trial_id not in self.arch_of or trial_id in self.told:
             return
+        self.told.add(trial_id)
         searcher = self.searchers[self.arch_of[trial_id]]
         reason = self.outcome(trial_id, result, error)
         self._set_attr(trial_id, "stop_reason", reason)
@@ -134,6 +139,13 @@ class ArchSearcher(Searcher):
             searcher.on_trial_complete(trial_id, None, error=False)  # no values -> PRUNED
         else:
             searcher.on_trial_complete(trial_id, None, error=True)  # -> FAIL
+
+    def close_ended(self, trials) -> None:
+        """Tell Optuna about trials Tune ended without telling the searcher: when ``--time-budget-s``
+        runs out, Tune marks running and pending trials TERMINATED and calls no ``on_trial_complete``."""
+        for trial in trials:
+            if trial.status in ("TERMINATED", "ERROR") and trial.trial_id not in self.told:
+                self.on_trial_complete(trial.trial_id, trial.last_result or None, error=trial.status == "ERROR")
 
     def outcome(self, trial_id: str, result: dict | None, error: bool) -> str:
         """finished / early-stopped / budget-cut / never-trained / failed (see the module docstring)."""
@@ -181,3 +193,13 @@ class ArchSearcher(Searcher):
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if frozen.number >= self.counts[arch]:
                     study.tell(frozen.number, state=TrialState.FAIL)
+
+
+class CloseAtEnd(tune.Callback):
+    """At the end of a study, ``ArchSearcher.close_ended``: no Optuna trial stays RUNNING after a time budget."""
+
+    def __init__(self, searcher: ArchSearcher):
+        self.searcher = searcher
+
+    def on_experiment_end(self, trials, **info):
+        self.searcher.close_ended(trials)

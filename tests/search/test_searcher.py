@@ -113,3 +113,20 @@ def test_asha_stop_at_the_last_epoch_is_not_early():
     done = trial("c0", "cnn", 4)
     assert scheduler.on_trial_result(None, done, {"training_iteration": 4, "val_acc": 0.7}) == TrialScheduler.STOP
     assert not scheduler.early_stopped("c0")
+
+
+def test_trials_the_time_budget_ended_are_told_at_the_end(tmp_path):
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = ArchSearcher([parse_space(SPACE)], 3, seed=1, storage_url=db, study_name="b", overrides={},
+                            objective="front", scheduler=ArchASHA({"cnn": 3}, metric="val_acc", mode="max"))
+    for i in range(3):
+        searcher.suggest(f"t{i}")
+    searcher.on_trial_complete("t0", {"val_acc": 0.8, "train_time_s": 3.0, "epoch": 3})
+    # Tune marks the others TERMINATED when the budget runs out and calls no on_trial_complete
+    ended = [SimpleNamespace(trial_id="t0", status="TERMINATED", last_result={"epoch": 3}),
+             SimpleNamespace(trial_id="t1", status="TERMINATED", last_result={"val_acc": 0.6, "epoch": 2}),
+             SimpleNamespace(trial_id="t2", status="TERMINATED", last_result={})]
+    searcher.close_ended(ended)
+    states = [(t.state.name, t.user_attrs["stop_reason"])
+              for t in optuna.load_study(study_name="b.cnn", storage=db).trials]
+    assert states == [("COMPLETE", "finished"), ("FAIL", "budget-cut"), ("FAIL", "never-trained")]
