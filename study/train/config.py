@@ -96,6 +96,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     freeze_embeddings: bool = False
     shuffle: bool = True
+    length_buckets: bool = True  # sort shuffled rows by length in chunks (fewer pads); the original loop did not
     padding: str = "post"
     max_len: int = 0  # 0 = no truncation; else keep the first max_len tokens
     faithful: bool = False  # the original study's mistakes, see trainer.py; implies the next two
