@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import os
 
-from study.errors import one_line
+from study.errors import UsageError, one_line
 from study.search.ray_env import connect
 
 
 class Fanout:
     def __init__(self, address: str | None, cpus_per_task: float = 1.0):
-        connect(address)
+        try:
+            connect(address)
+        except UsageError:
+            raise
+        except Exception as exc:  # e.g. a local Ray that does not come up in time on a busy machine
+            raise UsageError(f"cannot start Ray ({one_line(exc)}); retry, or run without Ray: --in-process") from None
         import ray
 
         self._ray = ray
