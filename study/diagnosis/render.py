@@ -79,8 +79,8 @@ def _settings(r: dict) -> list[str]:
     s, t, bar = r["settings"], r["thresholds"], r["bar"]
     n_test = s["rows"]["test"]
     half = 1.96 * math.sqrt(0.25 / max(n_test, 1))
-    reference = (f"{t['recover_fraction']:.0%} of the way from chance ({r['chance']:.3f}) to the best working "
-                 f"model on validation, {bar['reference']} ({bar['reference_acc']:.3f})" if bar["reference"]
+    reference = (f"{t['recover_fraction']:.0%} of the way from chance ({r['chance']:.3f}) to the working "
+                 f"model, {bar['reference']} ({bar['reference_acc']:.3f})" if bar["reference"]
                  else "chance + 0.15 (no comparison model finished)")
     return [
         f"- Store `{s['store']}` (content hash `{s['store_hash'][:16]}`), {s['store_rows']:,} rows, "

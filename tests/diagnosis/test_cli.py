@@ -116,3 +116,10 @@ def test_ray_tasks_give_the_same_runs_as_in_process(imdb_store, tmp_path):
         return [[(r["seed"], r["test_acc"], [p["val_acc"] for p in r["curve"]]) for r in c["runs"]] for c in rows]
 
     assert curves(remote) == curves(local) and remote["root_cause"] == local["root_cause"]
+
+
+def test_only_the_fanout_imports_ray():
+    code = ("import sys\nimport study.diagnosis.command, study.diagnosis.runs\n"
+            "print('ray' in {m.split('.')[0] for m in sys.modules})")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
