@@ -104,10 +104,12 @@ def main(args) -> int:
     conds = plan.conditions(args.baseline_only)
     _log(f"store {args.store}: {len(store.labels):,} rows, {store.num_classes} classes; {len(conds)} conditions "
          f"x {len(seeds)} seeds, {base['epochs']} epochs each; budget {budget_s / 60:.1f} min")
+    # Step times are measured before Ray starts: its start-up would disturb them.
+    per_sample = None if train_rows else _step_seconds(conds, base, store)
     runner = LocalRunner() if args.in_process else _fanout(args.address)
     try:
         if train_rows is None:
-            train_rows = _size(conds, base, store, budget_s, len(seeds), runner.workers, started)
+            train_rows = _size(per_sample, base, store, budget_s, len(seeds), runner.workers, started)
         sample = plan.subsample(store, train_rows, args.seed, test_cap)
         rows = {s: int(len(sample.indices(s))) for s in store_mod.SPLITS}
         _log(f"{runner.workers} worker(s); every run trains on {rows['train']:,} rows (valid {rows['valid']}, "
@@ -153,8 +155,8 @@ def _fanout(address):
     return Fanout(address, cpus_per_task=1)
 
 
-def _size(conds, base, store, budget_s, n_seeds, workers, started) -> int:
-    """Training rows per run: measure each condition's step time here (one thread), then the ladder."""
+def _step_seconds(conds: list[Condition], base: dict, store) -> list[float]:
+    """Seconds per trained row on one thread for each condition, and for the follow-up it may add."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -162,7 +164,12 @@ def _size(conds, base, store, budget_s, n_seeds, workers, started) -> int:
     finally:
         torch.set_num_threads(threads)
     first_fix = plan.ONE_FACTOR_CHANGES[0]
-    per_sample.append(per_sample[conds.index(first_fix)] if first_fix in conds else 0.0)  # the follow-up
+    return per_sample + [per_sample[conds.index(first_fix)] if first_fix in conds else 0.0]
+
+
+def _size(per_sample: list[float], base: dict, store, budget_s: float, n_seeds: int, workers: int,
+          started: float) -> int:
+    """Training rows per run: the largest rung of the ladder that fits what is left of the budget."""
     left = budget_s - (time.perf_counter() - started)
     rows, wall = plan.size_runs(left, per_sample, n_seeds, base["epochs"], workers, len(store.indices("train")),
                                 len(store.indices("valid")), len(store.indices("test")))

@@ -123,3 +123,18 @@ def test_only_the_fanout_imports_ray():
             "print('ray' in {m.split('.')[0] for m in sys.modules})")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_sizing_measures_every_condition_and_fits_the_budget(synthetic_store):
+    from study.diagnosis import command
+
+    store = store_mod.load(synthetic_store)
+    base = plan.baseline_flat(8, 1, 40, 2, 8)
+    conds = plan.conditions()
+    per_sample = command._step_seconds(conds, base, store)
+    assert len(per_sample) == len(conds) + 1 and all(s > 0 for s in per_sample)
+    import time
+
+    rows = command._size(per_sample, base, store, 600, 3, 2, time.perf_counter())
+    assert rows == len(store.indices("train"))  # a tiny store: every row fits
+    assert command._size(per_sample, base, store, 0.01, 3, 2, time.perf_counter()) == plan.MIN_TRAIN_ROWS
