@@ -137,4 +137,4 @@ def test_sizing_measures_every_condition_and_fits_the_budget(synthetic_store):
 
     rows = command._size(per_sample, base, store, 600, 3, 2, time.perf_counter())
     assert rows == len(store.indices("train"))  # a tiny store: every row fits
-    assert command._size(per_sample, base, store, 0.01, 3, 2, time.perf_counter()) == plan.MIN_TRAIN_ROWS
+    assert command._size(per_sample, base, store, 0.01, 3, 2, time.perf_counter()) == plan.row_ladder(rows)[0]
