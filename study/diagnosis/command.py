@@ -195,10 +195,12 @@ def _run_all(runner, conds: list[Condition], base: dict, seeds: list[int], spec:
     total, decided = len(pending), False
     while True:
         try:
+            if time.perf_counter() > deadline:  # the in-process runner never times out by itself
+                raise TimeoutError
             done = runner.next_done(timeout_s=max(deadline - time.perf_counter(), 1.0))
         except TimeoutError:
             for name, _seed in runner.cancel_pending():
-                results[name]["skipped"] = "out of budget"
+                results[name]["skipped"] = f"out of budget (cancelled at {OVERRUN} x the budget)"
             _log("budget overrun: cancelled the runs still pending")
             break
         if done is None:
