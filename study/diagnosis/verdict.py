@@ -1,6 +1,6 @@
 """The verdict: a pure function from the runs' results to "collapsed?", "what recovers it?" and how sure.
 
-    bar = recovery_bar(0.5, comparisons)               # half way from chance to the best working model
+    bar = recovery_bar(0.5, comparisons)               # half way from chance to the fixed LSTM's accuracy
     verdict(0.5, baseline, ablations, comparisons, evidence)
 
 Every condition holds ``runs`` (one per seed, each judged at its best validation epoch, see runs.py). A run
@@ -8,9 +8,9 @@ Every condition holds ``runs`` (one per seed, each judged at its best validation
 one class; the bar is measured in the same diagnosis: ``RECOVER_FRACTION`` of the way from chance to the
 test accuracy of the fixed LSTM (the same architecture with every fix, same data and budget), so a hard
 data set with a low ceiling, or a budget too small for any LSTM to learn much, gets a lower bar; if the
-fixed LSTM itself stayed at chance, the comparison model with the best validation accuracy sets it. A change is a *fix* only when it recovers
-in a majority of its seeds. Each run's validation curve gets a shape: learned, learned then collapsed,
-learned then fell back, never learned. Collapsed is the project's one rule (``metrics.is_collapsed``).
+fixed LSTM itself stayed at chance, the comparison model with the best validation accuracy sets it.
+A change is a *fix* only when it recovers in a majority of its seeds. Each run's validation curve gets a
+shape: learned, learned then collapsed, learned then fell back, never learned. Collapsed is the project's one rule (``metrics.is_collapsed``).
 """
 from __future__ import annotations
 
