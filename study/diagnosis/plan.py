@@ -8,8 +8,9 @@ Every condition is trained with each of the seeds. The order is the priority: th
 for "recovered" (verdict.py), so they run right after the baseline; the alternative causes run before the
 extras; the two-factor follow-up (``FOLLOW_UP``) is added by the command only when runs learn and then
 collapse. The sizing (``size_runs``) picks how many training rows every run uses from a fixed ladder, so
-that all runs fit the budget on the workers there are; a ladder (not a free number) keeps the choice, and
-so the results, the same when the same command runs again on the same machine.
+that all runs fit the budget on the workers there are. Step times are CPU times and the ladder's rungs are
+sqrt(2) apart, so the same command on the same machine picks the same rung, busy or not, and gives the
+same results (every run is seeded and deterministic on one thread).
 """
 from __future__ import annotations
 
@@ -130,17 +131,20 @@ def subsample(store: store_mod.Store, train_rows: int, seed: int, test_cap: int 
 
 
 def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 2) -> float:
-    """Seconds per trained row of this config on one thread, from a few timed steps after a warm-up."""
+    """CPU seconds per trained row of this config on one thread, from a few timed steps after a warm-up.
+
+    CPU time, not wall time: on a machine busy with other work the same command then picks the same
+    training rows, so it gives the same table (it only takes longer)."""
     cfg = TrainConfig.from_flat(flat)
     torch.manual_seed(0)
     session = Session(cfg, store, torch.device("cpu"))
     plan = session.batcher.plan(store.indices("train"), cfg.batch_size, np.random.default_rng(0))
     session.step(plan[0])
     timed = plan[1:steps + 1] or plan[:1]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for batch in timed:
         session.step(batch)
-    return (time.perf_counter() - t0) / max(sum(len(b) for b in timed), 1)
+    return (time.process_time() - t0) / max(sum(len(b) for b in timed), 1)
 
 
 def row_ladder(full: int) -> list[int]:
