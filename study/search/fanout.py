@@ -13,8 +13,6 @@ runs everything in-process, without Ray.
 """
 from __future__ import annotations
 
-import os
-
 from study.errors import UsageError, one_line
 from study.search.ray_env import connect
 
@@ -30,7 +28,6 @@ class Fanout:
         import ray
 
         self._ray = ray
-        self._started_here = not (address or os.environ.get("RAY_ADDRESS"))
         self._cpus = float(cpus_per_task)
         self._remote = {}  # fn -> its remote version
         self._keys = {}    # ObjectRef -> key
@@ -68,5 +65,4 @@ class Fanout:
     def close(self) -> None:
         if self._keys:
             self.cancel_pending()
-        if self._started_here:
-            self._ray.shutdown()
+        self._ray.shutdown()  # stops a local Ray started here; from a cluster it only disconnects
