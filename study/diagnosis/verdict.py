@@ -39,16 +39,19 @@ def recovery_bar(chance: float, comparisons: list[dict]) -> dict:
     the best validation accuracy."""
     ran = [c for c in comparisons if c.get("runs")]
     if not ran:
-        return {"acc": chance + FALLBACK_GAIN, "reference": None, "reference_acc": None}
+        return {"acc": chance + FALLBACK_GAIN, "reference": None, "reference_acc": None, "fixed_lstm_acc": None,
+                "fixed_lstm_learned": False}
     test = {c["change"]: _mean(r["test_acc"] for r in c["runs"]) for c in ran}
     lstm = next((c for c in ran if c["change"] == REFERENCE), None)
-    if lstm is not None and not metrics.at_chance(test[REFERENCE], round(1 / chance)):
+    lstm_learned = lstm is not None and not metrics.at_chance(test[REFERENCE], round(1 / chance))
+    if lstm_learned:
         best = lstm
     else:
         best = max(ran, key=lambda c: _mean(r["val_acc"] for r in c["runs"]))  # chosen on validation
     ref = test[best["change"]]
     acc = chance + RECOVER_FRACTION * max(ref - chance, 0.0)
-    return {"acc": max(acc, chance + metrics.COLLAPSE_MARGIN), "reference": best["change"], "reference_acc": ref}
+    return {"acc": max(acc, chance + metrics.COLLAPSE_MARGIN), "reference": best["change"], "reference_acc": ref,
+            "fixed_lstm_acc": test.get(REFERENCE), "fixed_lstm_learned": lstm_learned}
 
 
 def _good(acc: float, share: float, bar: float) -> bool:
@@ -117,6 +120,9 @@ def _padding_clause(evidence: dict) -> str:
     if ignores_text(spread):
         parts.append(f"so the output barely depends on the text (label AUC {spread['label_auc']:.2f}, logit "
                      f"spread ratio {spread['spread_ratio']:.2f})")
+    elif abs(spread.get("label_auc", 0.0) - 0.5) <= TEXT_AUC_MARGIN:
+        parts.append(f"the output varies across reviews but not with their label (label AUC "
+                     f"{spread['label_auc']:.2f}, logit spread ratio {spread['spread_ratio']:.2f})")
     elif "label_auc" in spread:
         parts.append(f"the logits still follow the label somewhat (AUC {spread['label_auc']:.2f})")
     return f" ({'; '.join(parts)})" if parts else ""
@@ -161,8 +167,13 @@ def verdict(chance: float, baseline: dict, ablations: list[dict], comparisons: l
     elif not fixes:
         best = max(ran, key=lambda a: a["val_acc"])
         cause = (f"The baseline {state} ({described}, chance {chance:.2f}) and no single tested change recovered "
-                 f"it in a majority of seeds (best on validation: {_named(best)}): the cause is none of the "
-                 "tested factors alone.")
+                 f"it in a majority of seeds (best on validation: {_named(best)})")
+        if bar["fixed_lstm_acc"] is not None and not bar["fixed_lstm_learned"]:
+            cause += (f"; but the fixed LSTM itself stayed at chance ({bar['fixed_lstm_acc']:.2f}) on this sample "
+                      "and budget, so no LSTM change could show a recovery: the cause is not established (give "
+                      "more --budget-minutes or --train-rows).")
+        else:
+            cause += ": the cause is none of the tested factors alone."
     else:
         failed = [a for a in ran if not a["fix"]]
         tail = f"; {_join([_named(a) for a in failed])} did not" if failed else ""

@@ -91,7 +91,8 @@ def test_barely_depends_on_the_text_only_with_measured_evidence():
     text = v.verdict(0.5, BASELINE, ablations, COMPARISONS, ranked)["root_cause"]
     assert "barely depends" not in text and "88% of test reviews" in text and "AUC 0.68" in text
     spread = {**COLLAPSED_EVIDENCE, "logit_spread": {"label_auc": 0.52, "spread_ratio": 0.4}}
-    assert "barely depends" not in v.verdict(0.5, BASELINE, ablations, COMPARISONS, spread)["root_cause"]
+    text = v.verdict(0.5, BASELINE, ablations, COMPARISONS, spread)["root_cause"]
+    assert "barely depends" not in text and "varies across reviews but not with their label" in text
 
 
 def test_a_failed_direct_test_is_stated_and_instability_is_reported_with_the_follow_up():
@@ -119,4 +120,9 @@ def test_no_failure_and_no_fix():
                       COMPARISONS)
     assert stuck["collapsed"] and stuck["recovered"] == []
     assert "no single tested change recovered it in a majority of seeds" in stuck["root_cause"]
-    assert "1/3 seeds" in stuck["root_cause"]
+    assert "1/3 seeds" in stuck["root_cause"] and "none of the tested factors alone" in stuck["root_cause"]
+    # When even the fixed LSTM stays at chance, no LSTM change could show: not established, not "none".
+    weak = [cond("lstm_fixed", "-", seeds(BAD, BAD, BAD), plan.COMPARISON), *COMPARISONS[1:]]
+    unsure = v.verdict(0.5, BASELINE, [cond("pre-padding", plan.PADDING, seeds(BAD, BAD, BAD))], weak)
+    assert "fixed LSTM itself stayed at chance (0.50)" in unsure["root_cause"]
+    assert "not established" in unsure["root_cause"] and "none of the tested" not in unsure["root_cause"]
