@@ -178,7 +178,7 @@ def verdict(chance: float, baseline: dict, ablations: list[dict], comparisons: l
         failed = [a for a in ran if not a["fix"]]
         tail = f"; {_join([_named(a) for a in failed])} did not" if failed else ""
         if factors == [PADDING]:
-            direct = next((a for a in ran if a["changes"] == {"readout": "final_state"}), None)
+            direct = next((a for a in ran if a.get("keys") == {"readout": "final_state"}), None)
             caveat = ""
             if direct is not None and not direct["fix"]:
                 caveat = (f". But the most direct test, {direct['change']}, recovered in only {_seeds(direct)} "

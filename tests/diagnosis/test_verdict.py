@@ -19,7 +19,7 @@ def run(test_acc, share, vals=None, seed=0, val_shares=None):
 
 
 def cond(change, factor, runs, kind=plan.ONE_FACTOR, changes=None):
-    return {"change": change, "factor": factor, "kind": kind, "changes": changes or {}, "runs": runs}
+    return {"change": change, "factor": factor, "kind": kind, "keys": changes or {}, "runs": runs}
 
 
 def seeds(*runs):
@@ -126,3 +126,39 @@ def test_no_failure_and_no_fix():
     unsure = v.verdict(0.5, BASELINE, [cond("pre-padding", plan.PADDING, seeds(BAD, BAD, BAD))], weak)
     assert "fixed LSTM itself stayed at chance (0.50)" in unsure["root_cause"]
     assert "not established" in unsure["root_cause"] and "none of the tested" not in unsure["root_cause"]
+
+
+def test_the_command_assembles_and_renders_a_padding_verdict_from_hand_made_runs():
+    """command._report (results -> diagnosis.json) and render on runs where only the padding fixes recover."""
+    from study.diagnosis import command, render
+
+    evidence = {"prediction_histogram": {"pred_hist": [300, 0], "majority_share": 1.0, "pred_entropy_bits": 0.0,
+                                         "max_entropy_bits": 1.0},
+                "logit_spread": {"logit_std": [0.01, 0.01], "logit_mean_abs": [2.0, 2.0], "spread_ratio": 0.005,
+                                 "prob_std": 0.001, "label_auc": 0.5},
+                "readout_padding": {"readout_on_pad_share": 0.8, "mean_pad_steps_when_on_pad": 200.0,
+                                    "mean_pad_steps_before_readout": 160.0, "mean_length": 230.0,
+                                    "mean_width": 400.0, "padding": "post", "readout": "last_step"},
+                "gradient_by_position": {"skipped": "hand-made"},
+                "loss_curve": {"train_loss": [0.69], "ln_k": 0.693, "loss_vs_ln_k": 1.0, "loss_floor": 0.313}}
+    good = lambda seed: {**GOOD, "seed": seed, "last_val_acc": 0.78, "params_no_embedding": 10}  # noqa: E731
+    bad = lambda seed: {**BAD, "seed": seed, "last_val_acc": 0.5, "params_no_embedding": 10}  # noqa: E731
+    results = {}
+    for c in plan.conditions():
+        fixes = c.factor == plan.PADDING or c.kind == plan.COMPARISON
+        runs = [good(s) if fixes else bad(s) for s in range(3)]
+        if c.kind == plan.BASELINE:
+            runs = [{**bad(s), "evidence": evidence, "label_auc": 0.5, "spread_ratio": 0.005} for s in range(3)]
+        results[c.name] = {"condition": c, "runs": runs, "errors": [], "skipped": None}
+    report = command._report(results, 2)
+    assert report["collapsed"] and report["factors"] == [plan.PADDING]
+    assert report["root_cause"].startswith("Post-padding") and "barely depends on the text" in report["root_cause"]
+    assert all("evidence" not in r for r in report["baseline"]["runs"]) and report["evidence"] == evidence
+    assert report["baseline"]["recovered_runs"] == 0 and report["ablations"][0]["recovered_runs"] == 3
+    report["settings"] = {"store": "s", "store_hash": "0" * 16, "store_rows": 5000, "num_classes": 2,
+                          "vector_size": 500, "rows": {"train": 1000, "valid": 350, "test": 1500}, "num_layers": 1,
+                          "hidden_size": 64, "max_len": 400, "batch_size": 16, "epochs": 1, "seeds": [0, 1, 2],
+                          "workers": 2, "ray": True, "budget_s": 600, "elapsed_s": 500, "smoke": False}
+    report["not_tested"] = ["x"]
+    md = render.render(report)
+    assert report["root_cause"] in md and "| 3/3 |" in md and "| 0/3 |" in md
