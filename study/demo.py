@@ -89,7 +89,7 @@ def main(args) -> int:
                "--name", name, "--storage-path", str(experiments), "--num-samples", str(args.num_samples),
                "--max-epochs", str(args.max_epochs), "--time-budget-s", str(int(args.study_minutes * 60)),
                "--repeats", str(args.repeats)])
-    _step("3/4 diagnose the LSTM failure (baseline, probes, one-factor ablations)",
+    _step("3/4 diagnose the LSTM failure (baseline, probes, one-factor changes; 3 seeds each, as Ray tasks)",
           [py, "-m", "study", "diagnose", "--store", str(store), "--out", str(out),
            "--budget-minutes", str(args.diagnose_minutes), *(["--smoke"] if args.smoke else [])])
     _step("4/4 report: original-study-style table, Pareto fronts, plots, HTML",

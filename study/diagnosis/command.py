@@ -1,150 +1,133 @@
-"""Why does the original study's LSTM predict one class? Train it, probe it, change one factor at a time, name the cause.
+"""Why does the original study's LSTM predict one class? Train it, probe it, change one factor at a time
+with several seeds, name the cause and how sure it is.
 
-    python -m study diagnose --store /tmp/imdb5k --out /tmp/diag5k              # ~10 min on 2 CPU cores
-    python -m study diagnose --store /tmp/imdb5k --out /tmp/d --budget-minutes 4 --epochs 2
-    python -m study diagnose --store S --out /tmp/d --smoke                       # tiny, seconds
+    python -m study diagnose --store /tmp/imdb5k --out /tmp/diag5k                # ~10 min on 2 CPU cores
+    python -m study diagnose --store S --out D --hidden-size 256 --num-layers 2 --baseline-only
+    python -m study diagnose --store S --out D --address HEAD:6379                # runs spread over a cluster
+    python -m study diagnose --store S --out D --smoke --in-process               # tiny, seconds, no Ray
 
 Writes ``OUT/diagnosis.json`` (for tools) and ``OUT/diagnosis.md`` (for people):
 
-1. Baseline ``lstm_original``: the original study's LSTM recipe at a small size (default 1 layer x 64; the failure does not
-   depend on size): every review post-padded to the longest (``max_len``), the output read at the last
-   padded step, softmax before CrossEntropyLoss, Adam 1e-3, batches of 16 shuffled every epoch (the original study's
-   ``train_test_split`` shuffled its rows too). Unlike the original study, the embedding is updated sparsely.
-2. Probes on the trained baseline (probes.py): predicted-class histogram and entropy, logit spread across
-   inputs, pad steps before the readout, gradient reaching the first / last real / pad steps, loss vs ln(K).
-3. Ablations, each changing ONE factor of the baseline, then the verdict (``verdict``, a pure function).
-4. The author's question: the fixed LSTM against the original study's CNN and a fastText mean, same data and epochs.
+1. Baseline: the original study's LSTM recipe (plan.py), default 1 layer x 64 (``--hidden-size``,
+   ``--num-layers``; the original was 2 x 256): every review post-padded to the longest, the output read at
+   the last padded step, softmax before CrossEntropyLoss, Adam 1e-3, rows reshuffled every epoch and batched
+   in that order. Unlike the original study: batches of ``--batch-size`` and sparse embedding updates.
+2. The comparisons (fixed LSTM, the original study's CNN, fastText): they answer the author's question and
+   set the bar for "recovered" (verdict.py).
+3. One-factor changes in priority order (padding/readout fixes, then the alternative causes, then extras),
+   and, when runs learn and then collapse, a two-factor follow-up (a readout fix + the usual remedy).
+4. Every condition with ``--seeds`` random seeds, each run judged at its best validation epoch (runs.py),
+   the baseline's runs probed (probes.py); the verdict counts seeds (verdict.py).
 
-The budget is split by measuring the baseline's step time first: it sets the epochs (2 to 4) and, if even
-2 epochs per run do not fit, a training subsample; runs that no longer fit are skipped and listed.
+Runs are Ray tasks, one CPU thread each, over the local machine or the cluster at ``--address``
+(study/search/fanout.py), or all in this process with ``--in-process``. Sizing: each condition's step
+time (CPU time, see plan.py) is measured first, then every run trains on the same stratified sample of
+the training rows, the largest of a fixed ladder that lets every run fit the budget on an otherwise idle
+machine (``--train-rows`` pins it). Runs still unfinished at 2 x the budget are cancelled and listed.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from data_prep import store as store_mod
-from study.diagnosis import probes
-from study.diagnosis.plan import (ABLATIONS, COMPARISONS, CORE, MAX_EPOCHS, MIN_EPOCHS, NOT_APPLICABLE,
-                                  baseline_flat, derive, measure_epoch_s, plan_epochs, subsample)
+from study.diagnosis import plan
+from study.diagnosis.plan import BASELINE, COMPARISON, ONE_FACTOR, PADDING, Condition
 from study.diagnosis.render import compare, render
-from study.diagnosis.verdict import RECOVER_GAIN, RECOVER_SHARE, verdict
+from study.diagnosis.runs import LocalRunner, run_one
+from study.diagnosis.verdict import (RECOVER_FRACTION, RECOVER_SHARE, UNSTABLE, judge_run, recovery_bar,
+                                     readout_fix_to_stabilise, verdict)
 from study.errors import reported_as_usage
 from study.train import metrics
 from study.train.config import TrainConfig
-from study.train.trainer import Session, evaluate, train
+
+OVERRUN = 2.0  # runs still going at this multiple of the budget are cancelled (a busy machine runs slower)
 
 
 def _log(msg: str) -> None:
     print(f"[diagnose] {msg}", file=sys.stderr, flush=True)
 
 
-def run(flat: dict, store: store_mod.Store, threads: int | None, keep_state: bool = False):
-    """Train one config; returns (history, final state or None, wall seconds)."""
-    cfg = TrainConfig.from_flat(flat)
-    final = {}
-
-    def on_epoch(metrics, get_state):
-        if keep_state and metrics["epoch"] == cfg.epochs:
-            final["state"] = get_state()
-
-    t0 = time.perf_counter()
-    history = train(cfg, store, device="cpu", threads=threads, on_epoch=on_epoch,
-                    log=lambda line: _log(f"  {line}"))
-    return history, final.get("state"), time.perf_counter() - t0
-
-
-def row(name: str, history: list[dict], wall_s: float, **extra) -> dict:
-    last = history[-1]
-    return {"change": name, **extra, "test_acc": last["test_acc"], "majority_share": last["majority_share"],
-            "macro_f1": last["macro_f1"], "val_acc": last["val_acc"], "pred_hist": last["pred_hist"],
-            "train_loss": last["train_loss"], "train_time_s": round(last["train_time_s"], 1),
-            "wall_s": round(wall_s, 1), "epochs": last["epoch"], "samples_per_s": round(last["samples_per_s"], 1),
-            "params_no_embedding": last["params_no_embedding"]}
-
-
-def probe_baseline(flat: dict, store: store_mod.Store, state: dict, history: list[dict]) -> dict:
-    cfg = TrainConfig.from_flat(flat)
-    session = Session(cfg, store, torch.device("cpu"))
-    session.load_state(state)
-    test = store.indices("test")
-    ev = evaluate(session, test)
-    logits, labels = ev.logits, ev.labels
-    grad_rows = test[np.random.default_rng(cfg.seed).permutation(len(test))[:64]]
-    return {"prediction_histogram": probes.prediction_histogram(logits.argmax(axis=1), store.num_classes),
-            "logit_spread": probes.logit_spread(logits, labels),
-            "readout_padding": probes.readout_padding(session, test),
-            "gradient_by_position": probes.gradient_by_position(session, grad_rows),
-            "loss_curve": probes.loss_curve(history, store.num_classes, softmax_loss=cfg.softmax_before_loss)}
-
-
 def add_arguments(parser) -> None:
-    parser.add_argument("--store", required=True, help="store folder or URI")
+    parser.add_argument("--store", required=True, help="store folder or URI (every node must read it)")
     parser.add_argument("--out", required=True, help="folder for diagnosis.md and diagnosis.json")
     parser.add_argument("--budget-minutes", type=float, default=10.0, help="wall-clock budget for all runs")
-    parser.add_argument("--epochs", type=int,
-                        help=f"epochs per run (default: what fits the budget, {MIN_EPOCHS}..{MAX_EPOCHS})")
-    parser.add_argument("--hidden-size", type=int, default=64, help="LSTM hidden size (1 layer)")
+    parser.add_argument("--seeds", type=int, default=3, help="random seeds per condition")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (each run judged at its best)")
+    parser.add_argument("--train-rows", type=int, help="training rows per run (default: what fits the budget)")
+    parser.add_argument("--hidden-size", type=int, default=64, help="baseline LSTM hidden size (original: 256)")
+    parser.add_argument("--num-layers", type=int, default=1, help="baseline LSTM layers (original: 2)")
     parser.add_argument("--max-len", type=int, default=400, help="tokens kept per review = the padded width")
-    parser.add_argument("--batch-size", type=int, default=16, help="the original study used 1; 16 fits the budget")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true", help="tiny and fast: a few hundred rows, 1 epoch")
+    parser.add_argument("--batch-size", type=int, default=16, help="the original study used 1")
+    parser.add_argument("--seed", type=int, default=0, help="first random seed; also picks the training sample")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="only the baseline and the comparisons (e.g. to try the original 2 x 256 size)")
+    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+    parser.add_argument("--in-process", action="store_true", help="run everything here, one run at a time, no Ray")
+    parser.add_argument("--smoke", action="store_true", help="tiny and fast: a few hundred rows, checks the pipeline")
 
 
 def _inputs(args):
-    """The store and output folder, validated; bad input becomes a one-line usage error."""
+    """The store, output folder and baseline, validated; bad input becomes a one-line usage error."""
     with reported_as_usage(ValueError, store_mod.StoreError, OSError):
-        if args.budget_minutes <= 0 or (args.epochs is not None and args.epochs < 1):
-            raise ValueError("--budget-minutes and --epochs must be positive")
+        for name in ("budget_minutes", "seeds", "epochs", "hidden_size", "num_layers", "max_len", "batch_size"):
+            if getattr(args, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if args.train_rows is not None and args.train_rows < 2:
+            raise ValueError("--train-rows must be at least 2")
         store = store_mod.load(args.store)
-        if store.num_classes < 2 or min(len(store.indices(s)) for s in ("train", "test")) == 0:
-            raise ValueError(f"store {args.store} needs at least 2 classes and train and test rows")
+        if store.num_classes < 2 or min(len(store.indices(s)) for s in store_mod.SPLITS) == 0:
+            raise ValueError(f"store {args.store} needs at least 2 classes and train, valid and test rows")
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        TrainConfig.from_flat(baseline_flat(args.hidden_size, args.max_len, 1, args.batch_size, args.seed))
-    return store, out
+        hidden, max_len = (min(args.hidden_size, 16), min(args.max_len, 100)) if args.smoke else \
+            (args.hidden_size, args.max_len)
+        base = plan.baseline_flat(hidden, args.num_layers, max_len, 2 if args.smoke else args.epochs,
+                                  args.batch_size, args.seed)
+        TrainConfig.from_flat(base)
+    return store, out, base
 
 
 def main(args) -> int:
     started = time.perf_counter()
-    full_store, out = _inputs(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    store, out, base = _inputs(args)
+    store_path = args.store if "://" in args.store else os.path.abspath(args.store)
     budget_s = args.budget_minutes * 60
-    store, fraction = full_store, 1.0
-    hidden, max_len = args.hidden_size, args.max_len
-    if args.smoke:
-        hidden, max_len = min(hidden, 16), min(max_len, 100)
-        fraction = min(1.0, 300 / len(store.indices("train")))
-        store = subsample(store, fraction, args.seed, test_cap=200)
-    base = baseline_flat(hidden, max_len, args.epochs or 1, args.batch_size, args.seed)
-    _log(f"store {args.store}: {len(full_store.labels):,} rows, {store.num_classes} classes; budget "
-         f"{budget_s / 60:.1f} min; measuring the baseline's step time")
-    epoch_s = measure_epoch_s(TrainConfig.from_flat(base), store)
-    if args.smoke or args.epochs:
-        epochs = 1 if args.smoke else args.epochs
-    else:
-        epochs, fraction = plan_epochs(budget_s, epoch_s)
-        if fraction < 1.0:
-            store = subsample(full_store, fraction, args.seed)
-            epoch_s *= fraction
-    base["epochs"] = epochs
-    _log(f"~{epoch_s:.0f} s per baseline epoch: {epochs} epoch(s) per run on {fraction:.0%} of the training rows")
-    report = _run_all(args, base, store, epochs, started, budget_s)
+    test_cap = 200 if args.smoke else 0
+    train_rows = args.train_rows or (300 if args.smoke else None)
+    seeds = plan.seeds(args.seed, 2 if args.smoke else args.seeds)
+    conds = plan.conditions(args.baseline_only)
+    _log(f"store {args.store}: {len(store.labels):,} rows, {store.num_classes} classes; {len(conds)} conditions "
+         f"x {len(seeds)} seeds, {base['epochs']} epochs each; budget {budget_s / 60:.1f} min")
+    # Step times are measured before Ray starts: its start-up would disturb them.
+    per_sample = None if train_rows else _step_seconds(conds, base, store)
+    runner = LocalRunner() if args.in_process else _fanout(args.address)
+    try:
+        if train_rows is None:
+            train_rows = _size(per_sample, base, store, budget_s, len(seeds), runner.workers, started)
+        sample = plan.subsample(store, train_rows, args.seed, test_cap)
+        rows = {s: int(len(sample.indices(s))) for s in store_mod.SPLITS}
+        _log(f"{runner.workers} worker(s); every run trains on {rows['train']:,} rows (valid {rows['valid']}, "
+             f"test {rows['test']})")
+        spec = {"store": store_path, "train_rows": train_rows, "data_seed": args.seed, "test_cap": test_cap}
+        results = _run_all(runner, conds, base, seeds, spec, store.num_classes, started + OVERRUN * budget_s)
+    finally:
+        runner.close()
+    report = _report(results, store.num_classes)
     report["settings"] = {
-        "store": args.store, "store_hash": store.content_hash, "num_classes": store.num_classes,
-        "rows": {s: int(len(store.indices(s))) for s in store_mod.SPLITS},
-        "store_rows": int(len(full_store.labels)), "train_fraction": round(fraction, 3),
-        "vector_size": store.embedding_dim, "hidden_size": hidden, "num_layers": 1, "epochs": epochs,
-        "max_len": max_len, "batch_size": args.batch_size, "seed": args.seed, "smoke": args.smoke,
-        "threads": torch.get_num_threads(), "budget_s": budget_s,
+        "store": args.store, "store_hash": store.content_hash, "num_classes": store.num_classes, "rows": rows,
+        "store_rows": int(len(store.labels)), "train_rows": rows["train"], "vector_size": store.embedding_dim,
+        "hidden_size": base["hidden_size"], "num_layers": base["num_layers"], "epochs": base["epochs"],
+        "max_len": base["max_len"], "batch_size": base["batch_size"], "seeds": seeds, "smoke": args.smoke,
+        "threads_per_run": 1, "workers": runner.workers, "ray": not args.in_process,
+        "baseline_only": args.baseline_only, "budget_s": budget_s,
         "elapsed_s": round(time.perf_counter() - started, 1), "baseline_config": base}
+    report["not_tested"] = _not_tested(args, base, report)
     (out / "diagnosis.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (out / "diagnosis.md").write_text(render(report))
     _log(f"collapsed={report['collapsed']}; {report['root_cause']}")
@@ -152,41 +135,158 @@ def main(args) -> int:
     return 0
 
 
-def _run_all(args, base: dict, store, epochs: int, started: float, budget_s: float) -> dict:
-    """Baseline, probes, ablations and comparisons within the budget; the result dict without settings."""
-    def left() -> float:
-        return budget_s - (time.perf_counter() - started)
+def _not_tested(args, base: dict, report: dict) -> list[str]:
+    """What this diagnosis did not test, for the verdict to list."""
+    items = list(plan.NOT_TESTED)
+    if (base["num_layers"], base["hidden_size"]) != (2, 256):
+        items.append(f"the original 2 x 256 size (this baseline: {base['num_layers']} x {base['hidden_size']}; "
+                     "try --num-layers 2 --hidden-size 256)")
+    if args.baseline_only:
+        items.append("every one-factor change (--baseline-only)")
+    items += [f"{a['change']} ({a['skipped']})" for a in report["ablations"] + report["comparison"]["rows"]
+              if not a["runs"] and a.get("kind") != "not applicable"]
+    return items
 
-    _log("baseline lstm_original (post-padding, last-step readout, softmax before the loss)")
-    history, state, wall = run(base, store, args.threads, keep_state=True)
-    chance = metrics.chance(store.num_classes)
-    _log("probing the baseline")
-    evidence = probe_baseline(base, store, state, history)
-    del state
-    epoch_s = wall / epochs  # measured now, for the estimates below
-    baseline = {"name": "lstm_original", **row("baseline", history, wall),
-                "pred_entropy_bits": evidence["prediction_histogram"]["pred_entropy_bits"],
-                "loss_vs_ln_k": evidence["loss_curve"]["loss_vs_ln_k"]}
-    baseline.pop("change")
 
-    def maybe_run(name, changes, cost, **extra) -> dict:
-        estimate = cost * epoch_s * epochs
-        entry = {"change": name, **extra, "keys": changes}
-        if estimate > left() and not args.smoke:
-            _log(f"skip {name}: needs ~{estimate:.0f} s, {max(left(), 0):.0f} s left")
-            return {**entry, "test_acc": None, "skipped": f"out of budget (needs ~{estimate:.0f} s)"}
-        _log(f"{name} ({max(left(), 0):.0f} s of budget left)")
-        hist, _, wall_s = run(derive(base, changes), store, args.threads)
-        return {**row(name, hist, wall_s, **extra), "keys": changes}
+def _fanout(address):
+    from study.search.fanout import Fanout
 
-    ablations = [maybe_run(name, changes, cost, factor=factor) for name, factor, changes, cost in ABLATIONS[:CORE]]
-    comparisons = [maybe_run(name, changes, cost, recipe=recipe) for name, recipe, changes, cost in COMPARISONS]
-    ablations += [maybe_run(name, changes, cost, factor=factor) for name, factor, changes, cost in ABLATIONS[CORE:]]
-    ablations += [{"change": name, "factor": name, "test_acc": None, "skipped": why} for name, why in NOT_APPLICABLE]
-    result = verdict(chance, baseline, ablations, evidence)
-    return {"chance": chance, "baseline": baseline, "collapsed": result["collapsed"],
-            "at_chance": result["at_chance"], "root_cause": result["root_cause"],
-            "recovered": result["recovered"], "factors": result["factors"], "evidence": evidence,
-            "ablations": ablations, "comparison": compare(comparisons, ablations),
+    _log("starting Ray" if not (address or os.environ.get("RAY_ADDRESS")) else f"joining Ray at {address}")
+    return Fanout(address, cpus_per_task=1)
+
+
+def _step_seconds(conds: list[Condition], base: dict, store) -> list[float]:
+    """Seconds per trained row on one thread for each condition, and for the follow-up it may add."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        per_sample = [plan.sample_seconds(plan.derive(base, c.changes), store) for c in conds]
+    finally:
+        torch.set_num_threads(threads)
+    first_fix = plan.ONE_FACTOR_CHANGES[0]
+    return per_sample + [per_sample[conds.index(first_fix)] if first_fix in conds else 0.0]
+
+
+def _size(per_sample: list[float], base: dict, store, budget_s: float, n_seeds: int, workers: int,
+          started: float) -> int:
+    """Training rows per run: the largest rung of the ladder that fits what is left of the budget."""
+    left = budget_s - (time.perf_counter() - started)
+    rows, wall = plan.size_runs(left, per_sample, n_seeds, base["epochs"], workers, len(store.indices("train")),
+                                len(store.indices("valid")), len(store.indices("test")))
+    _log(f"baseline {per_sample[0] * 1000:.1f} ms (CPU) per trained row on one thread; {rows:,} training rows "
+         f"per run fit: ~{wall / 60:.1f} min of runs on {workers} idle worker(s)")
+    return rows
+
+
+def _run_all(runner, conds: list[Condition], base: dict, seeds: list[int], spec: dict, num_classes: int,
+             deadline: float) -> dict:
+    """Submit every (condition, seed) in priority order, add the follow-up when it is called for, collect."""
+    results = {c.name: {"condition": c, "runs": [], "errors": [], "skipped": None} for c in conds}
+    pending = {}
+
+    def submit(c: Condition) -> None:
+        for seed in seeds:
+            flat = {**plan.derive(base, c.changes), "seed": seed}
+            pending[(c.name, seed)] = c
+            runner.submit((c.name, seed), run_one, {**spec, "flat": flat, "probe": c.kind == BASELINE})
+
+    for c in conds:
+        submit(c)
+    total, decided = len(pending), False
+    while True:
+        try:
+            if time.perf_counter() > deadline:  # the in-process runner never times out by itself
+                raise TimeoutError
+            done = runner.next_done(timeout_s=max(deadline - time.perf_counter(), 1.0))
+        except TimeoutError:
+            for name, _seed in runner.cancel_pending():
+                results[name]["skipped"] = f"out of budget (cancelled at {OVERRUN} x the budget)"
+            _log("budget overrun: cancelled the runs still pending")
+            break
+        if done is None:
+            break
+        (name, seed), result, error = done
+        pending.pop((name, seed))
+        entry = results[name]
+        if error:
+            entry["errors"].append(f"seed {seed}: {error}")
+        else:
+            entry["runs"].append(result)
+        finished = total - len(pending)
+        _log(f"{finished}/{total} {name} seed {seed}: " + (f"failed: {error}" if error else
+             f"test {result['test_acc']:.3f} at best epoch {result['best_epoch']} (val {result['val_acc']:.3f}; "
+             f"last val {result['last_val_acc']:.3f}) {result['train_time_s']:.0f}s"))
+        if not decided and _ready_for_follow_up(results, pending):
+            decided = True
+            follow = _follow_up(results, num_classes)
+            if follow is not None:
+                _log(f"runs learned and then collapsed: adding {follow.name}")
+                results[follow.name] = {"condition": follow, "runs": [], "errors": [], "skipped": None}
+                submit(follow)
+                total += len(seeds)
+    for entry in results.values():
+        entry["runs"].sort(key=lambda r: r["seed"])
+    return results
+
+
+def _ready_for_follow_up(results: dict, pending: dict) -> bool:
+    """The follow-up is decided once the baseline, the comparisons and the padding fixes have all finished."""
+    watched = {n for n, e in results.items() if e["condition"].kind in (BASELINE, COMPARISON)
+               or _is_readout_fix(e["condition"])}
+    return not any(name in watched for name, _seed in pending)
+
+
+def _is_readout_fix(c: Condition) -> bool:
+    return c.kind == ONE_FACTOR and c.factor == PADDING
+
+
+def _follow_up(results: dict, num_classes: int):
+    """The two-factor follow-up, when the baseline's or a padding fix's runs learned and then collapsed."""
+    chance = metrics.chance(num_classes)
+    comparisons = [{"change": e["condition"].name, "runs": e["runs"]} for e in results.values()
+                   if e["condition"].kind == COMPARISON]
+    bar = recovery_bar(chance, comparisons)["acc"]
+    fixes = [{"change": e["condition"].name, "factor": PADDING, "runs": e["runs"], "condition": e["condition"]}
+             for e in results.values() if _is_readout_fix(e["condition"])]
+    unstable_base = any(judge_run(r, bar, num_classes)["shape"] in UNSTABLE
+                        for r in results["baseline"]["runs"])
+    chosen = readout_fix_to_stabilise(fixes, bar, num_classes)
+    if chosen is None and not unstable_base:
+        return None
+    return plan.follow_up(chosen["condition"] if chosen else plan.ONE_FACTOR_CHANGES[0])
+
+
+def _entry(e: dict) -> dict:
+    c = e["condition"]
+    out = {"change": c.name, "kind": c.kind, ("recipe" if c.kind == COMPARISON else "factor"): c.factor,
+           "keys": c.changes, "runs": e["runs"]}
+    if e["errors"]:
+        out["errors"] = e["errors"]
+    if not e["runs"]:
+        out["skipped"] = e["skipped"] or ("failed" if e["errors"] else "not run")
+    return out
+
+
+def _report(results: dict, num_classes: int) -> dict:
+    chance = metrics.chance(num_classes)
+    entries = {name: _entry(e) for name, e in results.items()}
+    base_runs = entries["baseline"]["runs"]
+    evidence = base_runs[0]["evidence"] if base_runs else {}
+    baseline = {"name": "lstm_original", **entries.pop("baseline")}
+    comparisons = [e for e in entries.values() if e["kind"] == COMPARISON]
+    ablations = [e for e in entries.values() if e["kind"] != COMPARISON]
+    v = verdict(chance, baseline, ablations, comparisons, evidence)
+    base = v["baseline"]
+    if evidence:
+        base.update(pred_entropy_bits=evidence["prediction_histogram"]["pred_entropy_bits"],
+                    loss_vs_ln_k=evidence["loss_curve"]["loss_vs_ln_k"])
+    for run in base["runs"]:
+        run.pop("evidence", None)  # the first seed's is kept whole under "evidence"
+    return {"chance": chance, "baseline": base, "collapsed": v["collapsed"], "at_chance": v["at_chance"],
+            "root_cause": v["root_cause"], "instability": v["instability"], "recovered": v["recovered"],
+            "factors": v["factors"], "bar": v["bar"], "evidence": evidence,
+            "ablations": v["ablations"] + [{"change": n, "factor": n, "kind": "not applicable", "runs": [],
+                                            "test_acc": None, "skipped": why} for n, why in plan.NOT_APPLICABLE],
+            "comparison": compare(v["comparisons"], v["ablations"]), "not_tested": plan.NOT_TESTED,
             "thresholds": {"collapse_share": metrics.COLLAPSE_SHARE, "collapse_margin": metrics.COLLAPSE_MARGIN,
-                           "recover_gain": RECOVER_GAIN, "recover_share": RECOVER_SHARE}}
+                           "recover_fraction": RECOVER_FRACTION, "recover_share": RECOVER_SHARE}}

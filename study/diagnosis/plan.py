@@ -1,14 +1,22 @@
-"""The diagnosis's plan: the baseline recipe, the one-factor changes, the comparisons, and the budget.
+"""The diagnosis's plan: the baseline recipe, the conditions in priority order, the seeds, and the sizing.
 
-    base = baseline_flat(hidden_size=64, max_len=400, epochs=3, batch_size=16, seed=0)
+    base = baseline_flat(hidden_size=64, num_layers=1, max_len=400, epochs=3, batch_size=16)
     derive(base, {"readout": "final_state"})        # the baseline with one factor changed
+    [c.name for c in conditions()]                  # baseline, comparisons, padding fixes, other causes, extras
 
-Each change has a relative cost (an epoch's time against the baseline's), so the budget can be split
-before anything runs: ``plan_epochs`` measures the baseline's step time and picks the epochs per run.
+Every condition is trained with each of the seeds. The order is the priority: the comparisons set the bar
+for "recovered" (verdict.py), so they run right after the baseline; the alternative causes run before the
+extras; the two-factor follow-up (``FOLLOW_UP``) is added by the command only when runs learn and then
+collapse. The sizing (``size_runs``) picks how many training rows every run uses from a fixed ladder, so
+that all runs fit the budget on the workers there are. Step times are CPU times and the ladder's rungs are
+sqrt(2) apart, so the same command on the same machine picks the same rung, busy or not, and gives the
+same results (every run is seeded and deterministic on one thread).
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -18,44 +26,68 @@ from study.train.config import TrainConfig
 from study.train.trainer import Session
 
 PADDING = "padding/readout"
-MIN_EPOCHS, MAX_EPOCHS = 2, 4  # one epoch is too little for the collapse (and the fixes) to show
-BUDGET_SHARE = 0.85  # of the budget planned for the core runs; the rest absorbs estimation error
+INSTABILITY = "instability (two factors)"
+BASELINE, COMPARISON, ONE_FACTOR, EXTRA, FOLLOW_UP_KIND = "baseline", "comparison", "one factor", "extra", "follow-up"
 EVAL_COST = 0.35     # an evaluated row costs about a third of a trained one (forward pass only)
-MIN_FRACTION = 0.25  # the smallest share of the training rows a run may be cut to
+BUDGET_SHARE = 0.8   # of the budget planned for the runs; the rest absorbs start-up and estimation error
+RUN_OVERHEAD_S = 3.0  # per run: store load (cached per worker), model set-up, the best-epoch state copies
+MIN_TRAIN_ROWS = 200
 
-# (change, factor, flat keys changed, cost of an epoch relative to the baseline's). Order = priority.
-ABLATIONS = [
-    ("readout at the true length (final_state)", PADDING, {"readout": "final_state"}, 1.0),
-    ("pre-padding", PADDING, {"padding": "pre"}, 1.0),
-    ("max pooling over time", PADDING, {"readout": "max"}, 1.0),
-    ("no softmax before the loss", "softmax before the loss", {"softmax_loss": False}, 1.0),
-    ("gradient clipping (norm 1.0)", "optimisation", {"grad_clip": 1.0}, 1.0),
-    ("lower learning rate (1e-4)", "optimisation", {"lr": 1e-4}, 1.0),
-    ("frozen embeddings", "embedding fine-tuning", {"freeze_embeddings": True}, 0.8),
-    ("pad each batch to its own longest (length-bucketed)", PADDING, {"pad_to_longest": False}, 0.6),
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    kind: str          # BASELINE, COMPARISON, ONE_FACTOR, EXTRA or FOLLOW_UP_KIND
+    factor: str        # what the change is about (the recipe's description for comparisons)
+    changes: dict = field(default_factory=dict)  # flat keys changed from the baseline
+
+
+# The one-factor changes, in priority order: the padding/readout fixes, then the alternative causes.
+ONE_FACTOR_CHANGES = [
+    Condition("readout at the true length (final_state)", ONE_FACTOR, PADDING, {"readout": "final_state"}),
+    Condition("pre-padding", ONE_FACTOR, PADDING, {"padding": "pre"}),
+    Condition("max pooling over time", ONE_FACTOR, PADDING, {"readout": "max"}),
+    Condition("no softmax before the loss", ONE_FACTOR, "softmax before the loss", {"softmax_loss": False}),
+    Condition("gradient clipping (norm 1.0)", ONE_FACTOR, "optimisation", {"grad_clip": 1.0}),
+    Condition("lower learning rate (1e-4)", ONE_FACTOR, "optimisation", {"lr": 1e-4}),
+    Condition("frozen embeddings", ONE_FACTOR, "embedding fine-tuning", {"freeze_embeddings": True}),
 ]
-CORE = 4  # the first CORE ablations run before the comparisons and size the epochs
+EXTRAS = [
+    Condition("pad each batch to its own longest (length-bucketed)", EXTRA, PADDING,
+              {"pad_to_longest": False, "length_buckets": True}),
+]
+# The author's question, asked on the same data with the same epochs; also the bar for "recovered".
+COMPARISONS = [
+    Condition("lstm_fixed", COMPARISON, "LSTM, all fixes: true-length readout, raw logits, length-bucketed "
+              "batches, clip 1.0", {"readout": "final_state", "softmax_loss": False, "pad_to_longest": False,
+                                    "length_buckets": True, "grad_clip": 1.0}),
+    Condition("cnn_original", COMPARISON, "the original study's CNN architecture (widths 1,2,3,5 x 10 filters, "
+              "tanh), fixed training", {"arch": "cnn", "widths": "1,2,3,5", "filters": 10, "activation": "tanh",
+                                        "dropout": 0.0, "conv_layers": 1, "softmax_loss": False,
+                                        "pad_to_longest": False, "length_buckets": True}),
+    Condition("fasttext", COMPARISON, "fastText-style mean of the word embeddings, then linear",
+              {"arch": "fasttext", "bigram_buckets": 0, "dropout": 0.0, "lr": 5e-3, "softmax_loss": False,
+               "pad_to_longest": False, "length_buckets": True}),
+]
+# The usual remedy for a run that learns and then collapses, combined with a readout fix (two factors).
+REMEDY = {"softmax_loss": False, "grad_clip": 1.0}
+REMEDY_NAME = "raw logits + clipping (norm 1.0)"
 NOT_APPLICABLE = [("shuffling", "the baseline already reshuffles the training rows every epoch (the original study's "
                    "train_test_split shuffled them too), so there is no unshuffled order to fix")]
-# The author's question, asked on the same data with the same epochs.
-COMPARISONS = [
-    ("lstm_fixed", "LSTM, all fixes: true-length readout, raw logits, length-bucketed batches, clip 1.0",
-     {"readout": "final_state", "softmax_loss": False, "pad_to_longest": False, "grad_clip": 1.0}, 0.6),
-    ("cnn_original", "the original study's CNN architecture (widths 1,2,3,5 x 10 filters, tanh), fixed training",
-     {"arch": "cnn", "widths": "1,2,3,5", "filters": 10, "activation": "tanh", "dropout": 0.0, "conv_layers": 1,
-      "softmax_loss": False, "pad_to_longest": False}, 0.3),
-    ("fasttext", "fastText-style mean of the word embeddings, then linear",
-     {"arch": "fasttext", "bigram_buckets": 0, "dropout": 0.0, "lr": 5e-3, "softmax_loss": False,
-      "pad_to_longest": False}, 0.1),
-]
+NOT_TESTED = ["batch size 1 (the original study's; batches of the --batch-size here)",
+              "dense Adam over the embedding (the original study's; sparse updates here)"]
 LSTM_ONLY = ("hidden_size", "num_layers", "bidirectional", "readout", "dropout")
 
 
-def baseline_flat(hidden_size: int, max_len: int, epochs: int, batch_size: int, seed: int) -> dict:
-    return {"arch": "lstm", "hidden_size": hidden_size, "num_layers": 1, "bidirectional": False, "dropout": 0.0,
-            "readout": "last_step", "padding": "post", "pad_to_longest": True, "softmax_loss": True,
-            "faithful": False, "shuffle": True, "freeze_embeddings": False, "lr": 1e-3, "optimizer": "adam",
-            "grad_clip": 0.0, "batch_size": batch_size, "max_len": max_len, "epochs": epochs, "seed": seed}
+def baseline_flat(hidden_size: int, num_layers: int, max_len: int, epochs: int, batch_size: int,
+                  seed: int = 0) -> dict:
+    """The original study's LSTM recipe at the given size: post-padding to the longest, last-step readout,
+    softmax before the loss, Adam 1e-3, rows reshuffled every epoch and batched in that order."""
+    return {"arch": "lstm", "hidden_size": hidden_size, "num_layers": num_layers, "bidirectional": False,
+            "dropout": 0.0, "readout": "last_step", "padding": "post", "pad_to_longest": True,
+            "length_buckets": False, "softmax_loss": True, "faithful": False, "shuffle": True,
+            "freeze_embeddings": False, "lr": 1e-3, "optimizer": "adam", "grad_clip": 0.0,
+            "batch_size": batch_size, "max_len": max_len, "epochs": epochs, "seed": seed}
 
 
 def derive(base: dict, changes: dict) -> dict:
@@ -66,11 +98,27 @@ def derive(base: dict, changes: dict) -> dict:
     return flat
 
 
-def subsample(store: store_mod.Store, fraction: float, seed: int, test_cap: int = 0) -> store_mod.Store:
-    """The store with only a stratified ``fraction`` of its training rows (and at most ``test_cap`` test
-    and valid rows); dropped rows get split code -1, which no split selects."""
+def conditions(baseline_only: bool = False) -> list[Condition]:
+    """Every condition in priority order (the follow-up is not among them: it depends on the results)."""
+    head = [Condition("baseline", BASELINE, "-"), *COMPARISONS]
+    return head if baseline_only else head + ONE_FACTOR_CHANGES + EXTRAS
+
+
+def follow_up(readout_fix: Condition) -> Condition:
+    return Condition(f"follow-up: {readout_fix.name} + {REMEDY_NAME}", FOLLOW_UP_KIND, INSTABILITY,
+                     {**readout_fix.changes, **REMEDY})
+
+
+def seeds(first: int, count: int) -> list[int]:
+    return list(range(first, first + count))
+
+
+def subsample(store: store_mod.Store, train_rows: int, seed: int, test_cap: int = 0) -> store_mod.Store:
+    """The store with a stratified sample of about ``train_rows`` training rows (and at most ``test_cap``
+    test and valid rows); dropped rows get split code -1, which no split selects."""
     codes = store.split_codes.copy()
     rng = np.random.default_rng(seed)
+    fraction = min(1.0, train_rows / max(len(store.indices("train")), 1))
     for split, keep in (("train", fraction), ("valid", None), ("test", None)):
         rows = store.indices(split)
         for label in np.unique(store.labels[rows]):
@@ -82,30 +130,47 @@ def subsample(store: store_mod.Store, fraction: float, seed: int, test_cap: int 
     return store.with_split_codes(codes)
 
 
-def measure_epoch_s(cfg: TrainConfig, store: store_mod.Store, steps: int = 3) -> float:
-    """Seconds per baseline epoch (train + evaluation), from a few timed training steps."""
+def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 2) -> float:
+    """CPU seconds per trained row of this config on one thread, from a few timed steps after a warm-up.
+
+    CPU time, not wall time: on a machine busy with other work the same command then picks the same
+    training rows, so it gives the same table (it only takes longer)."""
+    cfg = TrainConfig.from_flat(flat)
+    torch.manual_seed(0)
     session = Session(cfg, store, torch.device("cpu"))
-    rows = store.indices("train")
-    plan = session.batcher.plan(rows, cfg.batch_size, np.random.default_rng(cfg.seed))
-    session.step(plan[0])  # warm-up
-    t0 = time.perf_counter()
-    for batch in plan[1:steps + 1]:
+    plan = session.batcher.plan(store.indices("train"), cfg.batch_size, np.random.default_rng(0))
+    session.step(plan[0])
+    timed = plan[1:steps + 1] or plan[:1]
+    t0 = time.process_time()
+    for batch in timed:
         session.step(batch)
-    per_step = (time.perf_counter() - t0) / max(len(plan[1:steps + 1]), 1)
-    evaluated = len(store.indices("valid")) + len(store.indices("test"))
-    return per_step * len(plan) * (1 + EVAL_COST * evaluated / max(len(rows), 1))
+    return (time.process_time() - t0) / max(sum(len(b) for b in timed), 1)
 
 
-def core_units() -> float:
-    """Baseline epochs the baseline, the core ablations and the comparisons cost together."""
-    return 1 + sum(c for *_, c in ABLATIONS[:CORE]) + sum(c for *_, c in COMPARISONS)
+def row_ladder(full: int) -> list[int]:
+    """Training-row counts the sizing may choose: 200, 280, 400, 560, 800, ... (x sqrt 2), then all rows."""
+    rungs, k = [], 0
+    while (n := int(round(MIN_TRAIN_ROWS * math.sqrt(2) ** k, -1))) < full:
+        rungs.append(n)
+        k += 1
+    return rungs + [full]
 
 
-def plan_epochs(budget_s: float, epoch_s: float) -> tuple[int, float]:
-    """(epochs per run, share of the training rows) so that the core runs fit ``BUDGET_SHARE`` of the
-    budget; when even ``MIN_EPOCHS`` do not fit, every run trains on the same stratified subsample."""
-    planned, units = BUDGET_SHARE * budget_s, core_units()
-    epochs = int(max(MIN_EPOCHS, min(MAX_EPOCHS, planned // (units * epoch_s))))
-    if epochs * units * epoch_s <= planned:
-        return epochs, 1.0
-    return epochs, max(MIN_FRACTION, planned / (epochs * units * epoch_s))
+def run_seconds(per_sample_s: float, epochs: int, train_rows: int, valid_rows: int, test_rows: int) -> float:
+    """One run: epochs of training and validation, one test pass at the best epoch, set-up."""
+    rows = epochs * (train_rows + EVAL_COST * valid_rows) + EVAL_COST * test_rows
+    return per_sample_s * rows + RUN_OVERHEAD_S
+
+
+def size_runs(budget_s: float, per_sample_s: list[float], runs_per_condition: int, epochs: int, workers: int,
+              full_train: int, valid_rows: int, test_rows: int) -> tuple[int, float]:
+    """(training rows per run, estimated wall seconds): the largest rung of the ladder whose runs (every
+    condition x seed) fit ``BUDGET_SHARE`` of the budget on ``workers`` parallel workers."""
+    def wall(rows: int) -> float:
+        total = sum(run_seconds(s, epochs, rows, valid_rows, test_rows) for s in per_sample_s)
+        return total * runs_per_condition / max(workers, 1)
+
+    ladder = row_ladder(full_train)
+    fitting = [n for n in ladder if wall(n) <= BUDGET_SHARE * budget_s]
+    rows = fitting[-1] if fitting else ladder[0]
+    return rows, wall(rows)

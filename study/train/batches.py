@@ -12,6 +12,7 @@ Bucketing: the shuffled rows are cut into large chunks (``CHUNK_BATCHES`` batche
 sorted by length and cut into batches, and the order of all batches is shuffled. A batch is then padded
 only to its own longest member, so little compute goes to pads, while every epoch still sees new batch
 compositions. ``pad_to`` forces a fixed width instead (the original study padded everything to the longest review).
+``buckets=False`` keeps the shuffled order as it is (the original study's batch composition).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ CHUNK_BATCHES = 50  # batches per sorting chunk: larger = tighter buckets, less 
 
 class Batcher:
     def __init__(self, store: Store, *, padding: str = "post", max_len: int = 0, pad_to: int = 0,
-                 min_width: int = 1):
+                 min_width: int = 1, buckets: bool = True):
         if padding not in ("post", "pre"):
             raise ValueError(f"padding must be post or pre, got {padding!r}")
         self.padding = padding
@@ -36,6 +37,7 @@ class Batcher:
         self.lengths = store.lengths if max_len <= 0 else np.minimum(store.lengths, max_len)
         self.pad_to = int(pad_to)
         self.min_width = int(min_width)  # e.g. the widest CNN filter: shorter batches are padded up to it
+        self.buckets = bool(buckets)
 
     def plan(self, rows: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         """Training batches (row indices). ``rng=None`` keeps store order: no shuffling, no bucketing."""
@@ -43,6 +45,8 @@ class Batcher:
         if rng is None:
             return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
         rows = rows[rng.permutation(len(rows))]
+        if not self.buckets:
+            return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
         chunk = batch_size * CHUNK_BATCHES
         batches = []
         for start in range(0, len(rows), chunk):

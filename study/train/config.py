@@ -125,6 +125,7 @@ class TrainConfig:
     freeze_embeddings: bool = False
     embedding: str = ""  # the store's embedding kind (word2vec, fasttext, random, ...); "" = its default kind
     shuffle: bool = True
+    length_buckets: bool = True  # sort shuffled rows by length in chunks (fewer pads); the original loop did not
     padding: str = "post"
     max_len: int = 0  # 0 = no truncation; else keep the first max_len tokens
     faithful: bool = False  # the original study's mistakes, see trainer.py; implies the next two

@@ -72,7 +72,7 @@ class Session:
         longest = int(store.lengths.max(initial=1)) if cfg.max_len <= 0 else min(int(store.lengths.max(initial=1)), cfg.max_len)
         pad_to = longest if cfg.pads_to_longest else 0
         self.batcher = Batcher(store, padding=cfg.padding, max_len=cfg.max_len, pad_to=pad_to,
-                               min_width=self.model.min_width)
+                               min_width=self.model.min_width, buckets=cfg.length_buckets)
         sparse = [p for m in self.model.modules() if getattr(m, "sparse", False)
                   for p in m.parameters(recurse=False) if p.requires_grad]
         dense = [p for p in self.model.parameters() if p.requires_grad and all(p is not s for s in sparse)]

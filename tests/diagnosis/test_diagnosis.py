@@ -1,7 +1,6 @@
-"""The LSTM diagnosis: each probe on tiny real data, the verdict on hand-made results, the CLI end to end."""
+"""The LSTM diagnosis's probes and plan on tiny real data (the verdict: test_verdict.py; the CLI: test_cli.py)."""
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -11,10 +10,8 @@ import pytest
 import torch
 
 from data_prep import store as store_mod
-from study.diagnosis import plan, verdict
-from study.diagnosis import probes
-from study.__main__ import main as study_main
-from study.train import metrics
+from study.diagnosis import plan
+from study.diagnosis import probes, runs
 from study.train.config import TrainConfig
 from study.train.trainer import Session, train
 
@@ -29,7 +26,7 @@ def imdb_store(tmp_path_factory) -> str:
 
 
 def baseline(**changes) -> TrainConfig:
-    return TrainConfig.from_flat(plan.derive(plan.baseline_flat(8, 100, 1, 16, 0), changes))
+    return TrainConfig.from_flat(plan.derive(plan.baseline_flat(8, 1, 100, 1, 16, 0), changes))
 
 
 def session_for(store, **changes) -> Session:
@@ -99,76 +96,52 @@ def test_loss_curve_against_ln_k(imdb_store):
     assert probes.loss_curve([{"train_loss": 0.4}], 2, softmax_loss=False)["moved_below_ln_k"]
 
 
-def ab(change, factor, acc, share):
-    return {"change": change, "factor": factor, "test_acc": acc, "majority_share": share}
-
-
-HAND_MADE = [ab("final_state", "padding/readout", 0.74, 0.55), ab("pre-padding", "padding/readout", 0.72, 0.6),
-             ab("max pooling", "padding/readout", 0.82, 0.52), ab("no softmax", "softmax before the loss", 0.51, 0.97),
-             ab("clip", "optimisation", 0.50, 0.99),
-             {"change": "frozen", "factor": "embedding fine-tuning", "test_acc": None, "skipped": "out of budget"}]
-
-
-def test_verdict_names_padding_when_only_padding_fixes_recover():
-    evidence = {"readout_padding": {"readout_on_pad_share": 0.88, "mean_pad_steps_when_on_pad": 230.0}}
-    v = verdict.verdict(0.5, {"test_acc": 0.51, "majority_share": 0.95}, HAND_MADE, evidence)
-    assert v["collapsed"] and v["recovered"] == ["final_state", "pre-padding", "max pooling"]
-    assert v["factors"] == ["padding/readout"]
-    assert "Post-padding" in v["root_cause"] and "88%" in v["root_cause"] and "no softmax (0.51)" in v["root_cause"]
-    assert "frozen" not in v["root_cause"]  # skipped rows are not evidence
-
-
-def test_verdict_reports_several_factors_no_collapse_and_no_recovery():
-    several = verdict.verdict(0.5, {"test_acc": 0.5, "majority_share": 1.0},
-                               HAND_MADE[:3] + [ab("no softmax", "softmax before the loss", 0.70, 0.6)])
-    assert several["factors"] == ["padding/readout", "softmax before the loss"]
-    assert "Several factors" in several["root_cause"] and "no softmax (0.70)" in several["root_cause"]
-    healthy = verdict.verdict(0.5, {"test_acc": 0.80, "majority_share": 0.55}, HAND_MADE)
-    assert not healthy["collapsed"] and "did not fail" in healthy["root_cause"]
-    # At chance but under the 90% one-class mark: not "collapsed", yet the cause is still looked for.
-    at_chance = verdict.verdict(0.5, {"test_acc": 0.50, "majority_share": 0.88}, HAND_MADE)
-    assert not at_chance["collapsed"] and at_chance["at_chance"]
-    assert at_chance["factors"] == ["padding/readout"] and "Post-padding" in at_chance["root_cause"]
-    # 3 classes: 0.45 is 0.12 above chance (not collapsed), 0.62 needs share < 0.8 to count as recovered
-    assert not metrics.is_collapsed(0.45, 0.95, 3)
-    assert verdict.is_recovered(0.62, 0.7, 1 / 3) and not verdict.is_recovered(0.62, 0.85, 1 / 3)
-    stuck = verdict.verdict(0.5, {"test_acc": 0.52, "majority_share": 0.93}, [ab("clip", "optimisation", 0.55, 0.9)])
-    assert stuck["collapsed"] and stuck["recovered"] == [] and "no single tested change" in stuck["root_cause"]
-
-
 def test_subsample_is_stratified_and_keeps_the_store_intact(synthetic_store):
     store = store_mod.load(synthetic_store)
-    half = plan.subsample(store, 0.5, seed=0, test_cap=30)
+    half = plan.subsample(store, len(store.indices("train")) // 2, seed=0, test_cap=30)
     train_rows = half.indices("train")
     assert len(train_rows) == pytest.approx(len(store.indices("train")) / 2, abs=store.num_classes)
     assert set(np.bincount(store.labels[train_rows])) == {len(train_rows) // store.num_classes}
     assert len(half.indices("test")) == 30 and len(store.indices("test")) == 54
 
 
-def test_cli_smoke_writes_the_schema(imdb_store, tmp_path, capsys):
-    out = tmp_path / "diag"
-    assert study_main(["diagnose", "--store", imdb_store, "--out", str(out), "--smoke", "--threads", "1"]) == 0
-    report = json.loads((out / "diagnosis.json").read_text())
-    assert report["chance"] == 0.5
-    assert {"name", "test_acc", "majority_share", "pred_entropy_bits", "loss_vs_ln_k"} <= set(report["baseline"])
-    assert report["baseline"]["name"] == "lstm_original" and isinstance(report["collapsed"], bool)
-    assert {"prediction_histogram", "logit_spread", "readout_padding", "gradient_by_position",
-            "loss_curve"} <= set(report["evidence"])
-    assert 0.0 <= report["evidence"]["logit_spread"]["label_auc"] <= 1.0
-    changes = [a["change"] for a in report["ablations"]]
-    assert len(changes) == len(plan.ABLATIONS) + len(plan.NOT_APPLICABLE)
-    ran = [a for a in report["ablations"] if a["test_acc"] is not None]
-    assert all({"test_acc", "majority_share", "train_time_s"} <= set(a) for a in ran) and len(ran) >= 4
-    assert [c["change"] for c in report["comparison"]["rows"]] == ["lstm_fixed", "cnn_original", "fasttext"]
-    s = report["settings"]
-    assert s["store_hash"] == store_mod.load(imdb_store).content_hash and s["epochs"] == 1 and s["max_len"] <= 100
-    md = (out / "diagnosis.md").read_text()
-    assert report["root_cause"] in md and "Fixed LSTM vs CNN" in md
-    assert "[diagnose]" in capsys.readouterr().err  # progress on stderr
 
 
-def test_cli_bad_store_is_one_line_exit_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "study", "diagnose", "--store", str(tmp_path / "nope"),
-                           "--out", str(tmp_path / "o")], capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("study diagnose: error:") and len(proc.stderr.strip().splitlines()) == 1
+def test_conditions_run_comparisons_first_and_alternative_causes_before_extras():
+    kinds = [c.kind for c in plan.conditions()]
+    assert kinds[:4] == [plan.BASELINE] + [plan.COMPARISON] * 3  # the bar for "recovered" comes first
+    assert kinds.index(plan.EXTRA) > max(i for i, k in enumerate(kinds) if k == plan.ONE_FACTOR)
+    factors = [c.factor for c in plan.ONE_FACTOR_CHANGES]
+    assert factors[:3] == [plan.PADDING] * 3 and plan.PADDING not in factors[3:]
+    assert [c.kind for c in plan.conditions(baseline_only=True)] == [plan.BASELINE] + [plan.COMPARISON] * 3
+    follow = plan.follow_up(plan.ONE_FACTOR_CHANGES[0])
+    assert follow.kind == plan.FOLLOW_UP_KIND and follow.name.startswith("follow-up:")
+    assert follow.changes == {"readout": "final_state", "softmax_loss": False, "grad_clip": 1.0}
+    assert plan.baseline_flat(256, 2, 400, 3, 16)["num_layers"] == 2  # the size is the caller's
+
+
+def test_sizing_picks_the_largest_rung_that_fits_and_shrinks_with_the_budget():
+    ladder = plan.row_ladder(3150)
+    assert ladder[0] == plan.MIN_TRAIN_ROWS and ladder[-1] == 3150 and ladder == sorted(ladder)
+    per_sample = [0.008] * 12  # 12 conditions at 8 ms per trained row
+    args = dict(runs_per_condition=3, epochs=3, workers=2, full_train=3150, valid_rows=350, test_rows=1500)
+    rows, wall = plan.size_runs(600, per_sample, **args)
+    assert rows in ladder and wall <= plan.BUDGET_SHARE * 600
+    bigger = ladder[ladder.index(rows) + 1]
+    assert plan.size_runs(600, per_sample, **{**args, "full_train": bigger})[0] == bigger or \
+        wall < plan.BUDGET_SHARE * 600
+    assert plan.size_runs(150, per_sample, **args)[0] < rows  # a smaller budget, fewer rows
+    assert plan.size_runs(600, per_sample, **{**args, "workers": 8})[0] > rows  # a cluster, more rows
+    assert plan.size_runs(1e6, per_sample, **args)[0] == 3150  # everything fits: all rows
+
+
+def test_a_run_is_judged_at_its_best_validation_epoch(synthetic_store):
+    store = store_mod.load(synthetic_store)
+    cfg = TrainConfig.from_flat({"arch": "fasttext", "epochs": 4, "lr": 0.05, "batch_size": 8, "seed": 1})
+    run = runs.train_run(cfg, store)
+    vals = [p["val_acc"] for p in run["curve"]]
+    assert run["best_epoch"] == 1 + vals.index(max(vals)) and run["val_acc"] == max(vals)
+    assert run["last_val_acc"] == vals[-1] and len(run["curve"]) == 4
+    # Training only up to the best epoch gives the same model: its test accuracy is the one reported.
+    again = runs.train_run(cfg.replace(epochs=run["best_epoch"]), store)
+    assert again["test_acc"] == run["test_acc"] and again["curve"] == run["curve"][:run["best_epoch"]]
