@@ -120,7 +120,7 @@ def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     """Start ``cmd`` in a new session (its own process group) with output to ``log``."""
     handle = open(log, "ab")
     return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[1])  # the repository root
 
 
 def run(cmd: list[str], env: dict, log: Path, timeout: float) -> int:
@@ -169,7 +169,7 @@ def cleanup(sessions, temp_dir: str, timeout: float = 30) -> None:
 def status_json(storage: Path, name: str, env: dict) -> list[dict]:
     out = subprocess.run(study_cmd("status", "--storage-path", storage, "--name", name, "--json"),
                          env=env, capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])["trials"]
 

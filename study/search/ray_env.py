@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 
 from study.errors import UsageError, one_line
 
@@ -32,6 +33,9 @@ def prepare(address: str | None) -> None:
         os.environ.setdefault(key, value)
     if address or os.environ.get("RAY_ADDRESS") or "RAY_AUTH_MODE" in os.environ:
         return  # joining a cluster: its auth settings come from the user's environment
+    if "ray" in sys.modules:  # too late: this process's Ray has read its settings without the token
+        raise UsageError("Ray was imported before the study set up its local instance; start the study in a "
+                         "fresh process, or set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN before importing Ray")
     os.environ["RAY_AUTH_MODE"] = "token"
     if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)

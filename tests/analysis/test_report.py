@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+import helpers
 from helpers import make_frame
 from study.analysis import noise, report
 from study.analysis.table import trials_table
@@ -31,6 +33,7 @@ def predictions(frame: pd.DataFrame, n: int = 600) -> dict:
     return out
 
 
+ROOT = Path(__file__).resolve().parents[2]
 SPLITS = noise.Splits(n_val=700, n_test=600, constant_val=0.5, constant_test=0.5, source="hand-made")
 
 
@@ -170,15 +173,15 @@ def test_empty_and_failed_only_study(tmp_path):
 
 @pytest.mark.slow
 def test_report_on_a_real_small_study(synthetic_store, tmp_path, capsys):
-    """Ray Tune study (one trial per architecture, one epoch) -> `study report` -> the original study table."""
+    """Ray Tune study (one trial per architecture, one epoch) -> `study report` -> the original study table.
+    The study runs as a user would, in its own process with a private Ray (tests/helpers.py)."""
     from study.__main__ import main as cli
 
-    spaces = [f"search_spaces/{a}.yaml" for a in ("cnn", "lstm", "fasttext")]
     args = ["run", "--store", synthetic_store, "--name", "rep", "--storage-path", str(tmp_path / "exp"),
             "--num-samples", "1", "--max-epochs", "1"]
-    for space in spaces:
-        args += ["--space", space]
-    assert cli(args) == 0
+    for arch in ("cnn", "lstm", "fasttext"):
+        args += ["--space", str(ROOT / "search_spaces" / f"{arch}.yaml")]
+    assert helpers.run(helpers.study_cmd(*args), helpers.ray_env(), tmp_path / "study.log", timeout=600) == 0
     out = tmp_path / "report"
     assert cli(["report", "--storage-path", str(tmp_path / "exp"), "--name", "rep", "--out", str(out)]) == 0
     t = pd.read_parquet(out / "trials.parquet")
