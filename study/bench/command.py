@@ -1,6 +1,7 @@
 """``python -m study bench``: one preset's throughput, the CPU suite, the GPU table, or an original loop."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -37,6 +38,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--big-batch", type=int, default=BIG_BATCH, help="--gpu-suite: the large batch size")
     parser.add_argument("--out", help="--gpu-suite: also write gpu_bench.txt and gpu_bench.json here")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line (last)")
+    parser.add_argument("--profile", type=int, metavar="N", help="--preset: also print the N operators that took "
+                        "the most CPU time (torch.profiler, warm-up steps included)")
+
+
+@contextlib.contextmanager
+def _profiled(rows: int | None):
+    """Print the top ``rows`` operators by self CPU time of what runs inside (nothing when None)."""
+    if not rows:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        yield
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows), flush=True)
 
 
 def main(args) -> int:
@@ -72,8 +87,9 @@ def main(args) -> int:
         result = original_loop(args.original_loop, store, samples=args.samples or 16, batch_size=args.batch_size or 1,
                            layers=args.layers, device=resolve_device(args.device or "cpu"))
     else:
-        result = bench(cfg, store, samples=args.samples or 1024, device=args.device, threads=args.threads,
-                       name=args.preset)
+        with _profiled(args.profile):
+            result = bench(cfg, store, samples=args.samples or 1024, device=args.device, threads=args.threads,
+                           name=args.preset)
         if result["device"] == "cpu":
             # The machine's rate now, in this process: the best of before and after the timed steps.
             rate = max(before, matmul_rate()["gflops"])

@@ -103,3 +103,11 @@ def test_cli_bench_bad_preset_exit_2(synthetic_store, capsys):
     from study.__main__ import main
     assert main(["bench", "--store", synthetic_store, "--preset", "nope"]) == 2
     assert "unknown preset" in capsys.readouterr().err
+
+
+def test_cli_bench_profile_prints_the_top_operators(synthetic_store):
+    out = subprocess.run([sys.executable, "-m", "study", "bench", "--store", synthetic_store, "--preset", "fasttext",
+                          "--samples", "16", "--batch-size", "8", "--threads", "1", "--profile", "3"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Self CPU" in out.stdout and json.loads(out.stdout.strip().splitlines()[-1])["preset"] == "fasttext"
