@@ -1,6 +1,7 @@
 """``python -m study bench``: one preset's throughput, the CPU suite, the GPU table, or an original loop."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import torch
 from data_prep import store as store_mod
 from study.bench.gpu import BIG_BATCH, format_gpu_suite, gpu_suite
 from study.bench.original_loops import original_loop
-from study.bench.throughput import bench, format_suite, suite
+from study.bench.flops import matmul_rate
+from study.bench.suite import format_suite, suite
+from study.bench.throughput import bench
 from study.errors import reported_as_usage
 from study.train.trainer import resolve_device
 
@@ -35,6 +38,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--big-batch", type=int, default=BIG_BATCH, help="--gpu-suite: the large batch size")
     parser.add_argument("--out", help="--gpu-suite: also write gpu_bench.txt and gpu_bench.json here")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line (last)")
+    parser.add_argument("--profile", type=int, metavar="N", help="--preset: also print the N operators that took "
+                        "the most CPU time (torch.profiler, warm-up steps included)")
+
+
+@contextlib.contextmanager
+def _profiled(rows: int | None):
+    """Print the top ``rows`` operators by self CPU time of what runs inside (nothing when None)."""
+    if not rows:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        yield
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows), flush=True)
 
 
 def main(args) -> int:
@@ -51,6 +68,7 @@ def main(args) -> int:
         store = store_mod.load(args.store)
     if args.threads:
         torch.set_num_threads(args.threads)
+    before = matmul_rate()["gflops"] if args.preset and (args.device or "cpu") == "cpu" else 0.0
     if args.suite:
         result = suite(store, threads=args.threads, device=args.device, scale=0.25 if args.quick else 1.0,
                        rounds=args.rounds or 3)
@@ -69,8 +87,13 @@ def main(args) -> int:
         result = original_loop(args.original_loop, store, samples=args.samples or 16, batch_size=args.batch_size or 1,
                            layers=args.layers, device=resolve_device(args.device or "cpu"))
     else:
-        result = bench(cfg, store, samples=args.samples or 1024, device=args.device, threads=args.threads,
-                       name=args.preset)
+        with _profiled(args.profile):
+            result = bench(cfg, store, samples=args.samples or 1024, device=args.device, threads=args.threads,
+                           name=args.preset)
+        if result["device"] == "cpu":
+            # The machine's rate now, in this process: the best of before and after the timed steps.
+            rate = max(before, matmul_rate()["gflops"])
+            result.update(matmul_gflops=rate, of_matmul=result["model_gflops"] / rate)
     if args.json or not (args.suite or args.gpu_suite):
         print(json.dumps(result), flush=True)
     return 0

@@ -13,7 +13,7 @@ import torch
 
 from data_prep import store as store_mod
 from study.bench.original_loops import original_loop
-from study.bench.throughput import LSTM_FLOP_PER_TOKEN, bench
+from study.bench.throughput import bench
 from study.train.config import TrainConfig
 from study.train.trainer import Session, resolve_device
 
@@ -106,8 +106,8 @@ def gpu_suite(store: store_mod.Store, *, device=None, scale: float = 1.0, rounds
             "train_rows": n_train, "train_mean_len": float(np.mean(store.lengths[store.indices("train")])),
             "rounds": rounds, "scale": scale, "big_batch": big_batch}
     return {"info": info, "runs": runs, "routes": routes, "lstm_original_gflops": {
-                k: r["tokens_per_s"] * LSTM_FLOP_PER_TOKEN / 1e9 for k, r in runs.items()
-                if k.startswith("lstm_original") and "tokens_per_s" in r},
+                k: r["model_gflops"] for k, r in runs.items()
+                if k.startswith("lstm_original") and "model_gflops" in r},
             "ratios": [{"what": w, "value": v} for w, v in ratios], "checks": checks}
 
 
@@ -126,7 +126,7 @@ def format_gpu_suite(result: dict) -> str:
                      f"{r.get('samples_per_s_at_mean_len', r['samples_per_s']):>11.0f} {r['tokens_per_s']:>11.0f} "
                      f"{'-' if peak is None else f'{peak:.0f}':>8} {r.get('steps', r['samples'] // r['batch_size']):>5}")
     for key, g in result["lstm_original_gflops"].items():
-        lines.append(f"{key}: {g / 1000:.2f} TFLOP/s at 7.8 MFLOP per real token")
+        lines.append(f"{key}: {g / 1000:.2f} TFLOP/s (the config's FLOPs, study/bench/flops.py)")
     for r in result["ratios"]:
         lines.append(f"{r['what']:<34} {r['value']:>9.1f}x  (at the train split's mean length)")
     for c in result["checks"]:

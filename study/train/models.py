@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from data_prep.store import PAD_ID
 from study.train.config import TrainConfig
+from study.train.taps import window_max
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
@@ -134,11 +135,13 @@ class CNN(nn.Module):
         if self.padding == "pre":
             ids = left_align(ids, lengths)  # windows are then the same for both sides
         if self.convs is None:
-            pooled = self._stacks(self.embedding(ids), lengths)
-        elif not self.faithful and gpu_style(self, ids):
+            pooled = self._stacks(embed_unique(self.embedding, ids, gpu_style(self, ids)), lengths)
+        elif self.faithful:
+            pooled = self._taps(ids, lengths)
+        elif gpu_style(self, ids):
             pooled = self._conv(ids, lengths)
         else:
-            pooled = self._taps(ids, lengths)
+            pooled = self._window_max(ids, lengths)
         return self.fc(self.dropout(torch.cat(pooled, dim=1)))  # (B, C)
 
     def _window_mask(self, lengths: torch.Tensor, windows: int, reach: int) -> torch.Tensor:
@@ -147,43 +150,33 @@ class CNN(nn.Module):
         last = (lengths - reach).clamp(min=0).unsqueeze(1)  # (B, 1)
         return (torch.arange(windows, device=lengths.device).unsqueeze(0) <= last).unsqueeze(2)
 
-    def _taps(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def _window_max(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        # CPU route (taps.py): one (U, D) x (D, S) product for the distinct words, max over valid windows,
+        # a backward that touches only the winning windows. tanh and relu are monotone, so
+        # act(max(z)) == max(act(z)): the activation runs over (B, F), not (B, n, F).
         weight = torch.cat([conv.weight for conv in self.convs], dim=1)  # (D, S), S = sum(w*F)
-        train = torch.is_grad_enabled() and not self.faithful
-        # When training, the max is found without autograd and then recomputed from only the winning windows:
-        # the backward pass then touches B*S embedding rows instead of B*T, and no (B, T, S) gradient exists.
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not train):
-            # Every tap of every filter at every position, time last: (S, B, T). A batch holds far fewer
-            # distinct words than positions, so each distinct word is projected once, then gathered; time
-            # last makes the shifted tap slices below contiguous runs, which add ~2x faster.
-            words, where = torch.unique(ids, return_inverse=True)  # (U,), (B, T)
-            y = (weight.t() @ self.embedding(words).t())[:, where]  # (S, U) -> (S, B, T)
-            if self.faithful:
-                # The seed: Conv2d with padding w-1 on both ends of time, max over every output.
-                edge = max(self.widths) - 1
-                y = F.pad(y, (edge, edge))
+        bias = torch.cat([conv.bias for conv in self.convs])  # (sum F,)
+        words, where = torch.unique(ids, return_inverse=True)  # (U,), (B, T)
+        tops = window_max(self.embedding(words), weight, where, lengths, widths=self.widths,
+                          filters=self.convs[0].filters)
+        return [self.act(tops + bias)]
+
+    def _taps(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        # Faithful mode: the original study's Conv2d with padding w-1 on both ends of time, max over every
+        # output, plain autograd. Every tap of every filter at every position, time last: (S, B, T).
+        weight = torch.cat([conv.weight for conv in self.convs], dim=1)  # (D, S), S = sum(w*F)
+        words, where = torch.unique(ids, return_inverse=True)  # (U,), (B, T)
+        edge = max(self.widths) - 1
+        y = F.pad((weight.t() @ self.embedding(words).t())[:, where], (edge, edge))  # (S, B, T + 2 edge)
         steps, pooled, col = ids.shape[1], [], 0
         for conv in self.convs:
             w, f = conv.width, conv.filters
-            start = max(self.widths) - w if self.faithful else 0  # faithful: outputs s = -(w-1) .. T-1
-            n = steps + w - 1 if self.faithful else steps - w + 1  # number of windows
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not train):
-                z = y[col:col + f, :, start:start + n]  # (F, B, n) tap 0
-                for k in range(1, w):
-                    z = z + y[col + k * f:col + (k + 1) * f, :, start + k:start + k + n]
-                if not self.faithful:
-                    z = z.masked_fill(~self._window_mask(lengths, n, w)[..., 0], float("-inf"))
-            if train:
-                best = z.argmax(dim=2).t()  # (B, F) start of each filter's winning window
-                pos = best.unsqueeze(2) + torch.arange(w, device=ids.device)  # (B, F, w)
-                taps = self.embedding(ids.gather(1, pos.flatten(1)).view(pos.shape))  # (B, F, w, D)
-                kernel = conv.weight.view(-1, w, f).permute(2, 1, 0)  # (F, w, D)
-                top = (taps * kernel).sum(dim=(2, 3))  # (B, F)
-            else:
-                top = z.amax(dim=2).t()  # (B, F)
+            start, n = edge - (w - 1), steps + w - 1  # outputs s = -(w-1) .. T-1
+            z = y[col:col + f, :, start:start + n]  # (F, B, n) tap 0
+            for k in range(1, w):
+                z = z + y[col + k * f:col + (k + 1) * f, :, start + k:start + k + n]
             col += w * f
-            # tanh and relu are monotone, so act(max(z)) == max(act(z)): one pass over (B, F), not (B, n, F).
-            pooled.append(self.act(top + conv.bias))  # (B, F)
+            pooled.append(self.act(z.amax(dim=2).t() + conv.bias))  # (B, F)
         return pooled
 
     def _conv(self, ids: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:

@@ -100,12 +100,15 @@ def test_last_step_changes_with_extra_padding():
     assert (narrow - wide).abs().max() > 1e-4
 
 
-def test_fast_cnn_matches_conv1d_in_values_and_gradients():
-    model = model_for("cnn", dropout=0.0).train()
-    ids, lengths = pad(SEQS, 15, "post")
+@pytest.mark.parametrize("side,frozen", [("post", False), ("pre", False), ("post", True)])
+def test_fast_cnn_matches_conv1d_in_values_and_gradients(side, frozen):
+    """The CPU route (taps.window_max, hand-written backward) against Conv1d and autograd, short reviews too."""
+    model = model_for("cnn", dropout=0.0, padding=side, freeze_embeddings=frozen).train()
+    ids, lengths = pad(SEQS, 15, side)
+    post_ids, _ = pad(SEQS, 15, "post")
 
     def reference():
-        x = model.embedding(ids).transpose(1, 2)  # (B, D, T)
+        x = model.embedding(post_ids).transpose(1, 2)  # (B, D, T)
         pooled = []
         for conv in model.convs:
             w, f = conv.width, conv.filters
@@ -119,10 +122,45 @@ def test_fast_cnn_matches_conv1d_in_values_and_gradients():
         model.zero_grad()
         out = forward()
         (out * torch.arange(1.0, 4.0)).sum().backward()
-        grads.append([p.grad.to_dense() for p in model.parameters()])
+        grads.append([p.grad.to_dense() for p in model.parameters() if p.requires_grad])
         grads[-1].insert(0, out.detach())
+    assert len(grads[0]) == (11 if frozen else 12)  # logits, embedding unless frozen, 4 x 2 conv, 2 fc
     for fast, ref in zip(*grads):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_cnn_backward_matches_autograd_at_search_space_sizes():
+    """Many filters and windows (ties are then unlikely but row sums are long): gradients still agree."""
+    from study.train.taps import window_max
+    torch.manual_seed(0)
+    words, dim, widths, filters = 40, 12, (3, 4, 5), 64
+    vectors = torch.randn(words, dim, requires_grad=True)
+    weight = torch.randn(dim, sum(widths) * filters, requires_grad=True)
+    where = torch.randint(1, words, (6, 30))
+    lengths = torch.tensor([30, 25, 9, 3, 1, 30])
+    where[torch.arange(30) >= lengths[:, None]] = 0
+    with torch.no_grad():
+        vectors[0] = 0.0  # the pad word
+
+    def reference():
+        y = (vectors @ weight)[where]  # (B, T, S)
+        tops, col = [], 0
+        for w in widths:
+            n = 30 - w + 1
+            z = sum(y[:, k:k + n, col + k * filters:col + (k + 1) * filters] for k in range(w))
+            valid = torch.arange(n) <= (lengths - w).clamp(min=0)[:, None]
+            tops.append(z.masked_fill(~valid[:, :, None], float("-inf")).amax(1))
+            col += w * filters
+        return torch.cat(tops, 1)
+
+    results = []
+    for forward in (lambda: window_max(vectors, weight, where, lengths, widths=widths, filters=filters), reference):
+        vectors.grad = weight.grad = None
+        out = forward()
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        results.append((out.detach(), vectors.grad.clone(), weight.grad.clone()))
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4)
 
 
 def test_faithful_cnn_is_the_seeds_conv2d_model():
