@@ -116,7 +116,7 @@ def _check_objective(args, spaces, manifest) -> None:
     """--objective/--cost name things the trials record; searched embedding kinds exist in the store."""
     from study.analysis.pareto import DERIVED_COSTS
     from study.analysis.table import METRICS
-    from study.search.searcher import METRIC, OBJECTIVES
+    from study.search.objectives import METRIC, OBJECTIVES
     from study.train.metrics import COST_KEYS
 
     if args.objective not in OBJECTIVES:

@@ -50,18 +50,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from study.search import spaces as spaces_mod
+from study.search.objectives import METRIC, MODE, OBJECTIVES, objective_metrics  # noqa: F401 (re-exported)
 from study.train.config import TrainConfig
-
-METRIC, MODE = "val_acc", "max"
-OBJECTIVES = ("front", "accuracy")
-
-
-def objective_metrics(objective: str, cost: str) -> tuple[list[str], list[str]]:
-    """Tune metric and mode lists of an objective (a one-element list for ``accuracy``)."""
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    return ([METRIC, cost], [MODE, "min"]) if objective == "front" else ([METRIC], [MODE])
-
 
 def startup_trials(per_space: int) -> int:
     return max(3, per_space // 3)

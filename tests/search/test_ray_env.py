@@ -6,37 +6,26 @@ settings are read, this test fails (the local instance refuses the driver, or ``
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import cleanup, ray_env
+from helpers import ray_env, run, study_cmd
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_local_connect_uses_a_private_token_and_leaves_home_alone(tmp_path):
+def test_a_study_run_as_a_user_types_it_keeps_its_token_private(synthetic_store, tmp_path):
+    """`study run` with no RAY_* variables set: it must make its own token before anything imports Ray."""
     home = tmp_path / "home"
     home.mkdir()
-    env = ray_env()  # a private, short temp dir; its RAY_AUTH_* are dropped: connect must make its own
-    env = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    env = {k: v for k, v in ray_env().items() if not k.startswith("RAY_AUTH")}  # keeps a private RAY_TMPDIR
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    code = ("from study.search.ray_env import connect\n"
-            "connect(None)\n"
-            "import os, ray\n"
-            "assert os.environ['RAY_AUTH_MODE'] == 'token' and len(os.environ['RAY_AUTH_TOKEN']) == 64\n"
-            "assert ray.get(ray.put(41)) + 1 == 42\n"
-            "ray.shutdown()\n"
-            "print('ok')\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        cleanup([proc.pid], env["RAY_TMPDIR"])
-    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    cmd = study_cmd("run", "--store", synthetic_store, "--space", ROOT / "search_spaces" / "fasttext.yaml",
+                    "--name", "user", "--storage-path", tmp_path / "exp", "--num-samples", "1",
+                    "--max-epochs", "1")
+    log = tmp_path / "run.log"
+    assert run(cmd, env, log, timeout=300) == 0, log.read_text()[-3000:]
+    assert "1/1 done" in log.read_text()
     assert not (home / ".ray").exists()
