@@ -130,21 +130,27 @@ def subsample(store: store_mod.Store, train_rows: int, seed: int, test_cap: int 
     return store.with_split_codes(codes)
 
 
-def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 2) -> float:
-    """CPU seconds per trained row of this config on one thread, from a few timed steps after a warm-up.
+def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 4) -> float:
+    """CPU seconds per trained row of this config on one thread: the fastest of a few timed steps, after
+    two warm-up steps.
 
-    CPU time, not wall time: on a machine busy with other work the same command then picks the same
-    training rows, so it gives the same table (it only takes longer)."""
+    CPU time, not wall time, and the fastest step, not the mean: other work on the machine (and the first
+    steps' one-off costs) then hardly moves the figure, so the same command picks the same training rows
+    and gives the same table, busy machine or not (it only takes longer)."""
     cfg = TrainConfig.from_flat(flat)
     torch.manual_seed(0)
     session = Session(cfg, store, torch.device("cpu"))
     plan = session.batcher.plan(store.indices("train"), cfg.batch_size, np.random.default_rng(0))
-    session.step(plan[0])
-    timed = plan[1:steps + 1] or plan[:1]
-    t0 = time.process_time()
-    for batch in timed:
+    for batch in plan[:2]:
         session.step(batch)
-    return (time.process_time() - t0) / max(sum(len(b) for b in timed), 1)
+    width = session.batcher.width
+    per_cell = []  # CPU seconds per padded (row, step) cell: comparable across batches of other widths
+    for batch in plan[2:2 + steps] or plan[:1]:
+        t0 = time.process_time()
+        session.step(batch)
+        per_cell.append((time.process_time() - t0) / (len(batch) * width(batch)))
+    mean_width = sum(len(b) * width(b) for b in plan) / max(sum(len(b) for b in plan), 1)
+    return min(per_cell) * mean_width
 
 
 def row_ladder(full: int) -> list[int]:
