@@ -5,7 +5,8 @@
 
 Columns: ``trial_id``, ``arch``, ``status`` (Ray's: TERMINATED, RUNNING, PENDING, ERROR, ...),
 ``node_id``, ``gpu_ids``, ``epochs`` (the last reported epoch), ``num_failures``, ``error`` (last line of
-a failed trial's error), every metric of the trial's last report, and ``config/<key>`` for each
+a failed trial's error), ``stopped_by`` (``asha``: stopped early by the scheduler; ``budget``: cut by
+``--time-budget-s``, status ``BUDGET_CUT`` until a resume trains it; else empty), every metric of the trial's last report, and ``config/<key>`` for each
 hyperparameter. The source is ``trials.json`` (see ``study/experiment.py``).
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ def trials_frame(path: str) -> pd.DataFrame:
         row = {"trial_id": trial["trial_id"], "arch": trial.get("arch"), "status": trial["status"],
                "node_id": result.pop("node_id", None), "gpu_ids": result.pop("gpu_ids", []),
                "epochs": result.get("epoch", 0), "num_failures": trial.get("num_failures", 0),
-               "error": trial.get("error")}
+               "error": trial.get("error"), "stopped_by": trial.get("stopped_by")}
         row.update({k: v for k, v in result.items() if k not in row})
         row.update({f"config/{k}": v for k, v in (trial.get("config") or {}).items()})
         rows.append(row)

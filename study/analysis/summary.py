@@ -88,7 +88,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
     md = ["# Study report", "",
           f"Trials: {len(t)} ({status}). Only finished trials (TERMINATED) with metrics enter the "
-          "table and the fronts; the study may still be running.", "",
+          "table and the fronts; the study may still be running.", "", *_stopped_lines(t),
           *([f"**{int(t['collapsed'].sum())} trials collapsed to one class** (see Collapsed trials "
              "below).", ""] if t["collapsed"].any() else []),
           "Accuracy is **selected on validation** (`val_acc`: best trial per architecture, Pareto "
@@ -104,6 +104,16 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
     md += ["Interactive version (hover for hyperparameters): [pareto.html](pareto.html).", ""]
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)
     return "\n".join(md)
+
+
+def _stopped_lines(t: pd.DataFrame) -> list[str]:
+    """Which trials ended short, and why: ASHA's early stop, or the time budget (resume trains those)."""
+    by = t["stopped_by"] if "stopped_by" in t else pd.Series(None, index=t.index, dtype=object)
+    asha, cut = t.loc[by == "asha", "trial_id"].tolist(), t.loc[by == "budget", "trial_id"].tolist()
+    if not asha and not cut:
+        return []
+    return [f"Stopped early by ASHA: {len(asha)} ({', '.join(asha) or 'none'}); cut by the time budget "
+            f"before finishing: {len(cut)} ({', '.join(cut) or 'none'}; `study resume` trains them).", ""]
 
 
 def _failed_section(t: pd.DataFrame) -> list[str]:

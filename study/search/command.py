@@ -65,16 +65,17 @@ def run(args) -> int:
                         f"or choose another --name")
     if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None:
         raise exists  # before starting Ray: the common case answers at once
+    experiment.check_writable(path)
     connect(args.address)
     tune, CSVLogger, JsonLogger, ASHAScheduler, progress, searcher_mod, trial_mod = _tune_parts()
-    if tune.Tuner.can_restore(path):
-        raise exists
+    # Tune state without a launch.json is a launch that died before Tune's first step: the name is free.
     local = "://" not in path
     launch = {"store": args.store, "store_hash": manifest["content_hash"], "spaces": args.space,
               "arches": arches, "num_samples": args.num_samples, "total_trials": total, "max_epochs": max_t,
               "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
-              "seed": args.seed, "max_failures": args.max_failures, "created": time.time()}
-    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)  # claims the name
+              "seed": args.seed, "max_failures": args.max_failures, "time_budget_s": args.time_budget_s,
+              "created": time.time()}
+    snapshot = progress.TrialsSnapshot(path, launch)  # writes launch.json once Tune has saved its state
 
     searcher = searcher_mod.ArchSearcher(
         spaces, args.num_samples, seed=args.seed or 0, study_name=args.name, overrides=overrides,
@@ -85,16 +86,27 @@ def run(args) -> int:
             search_alg=searcher, num_samples=total, reuse_actors=True,
             scheduler=ASHAScheduler(metric=searcher_mod.METRIC, mode=searcher_mod.MODE, max_t=max_t,
                                     grace_period=1),
-            max_concurrent_trials=args.max_concurrent, time_budget_s=args.time_budget_s,
+            max_concurrent_trials=args.max_concurrent,
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
-            verbose=0, callbacks=[progress.ProgressLine(total), progress.TrialsSnapshot(path),
-                                  JsonLogger(), CSVLogger()],
+            verbose=0, callbacks=[progress.ProgressLine(total), snapshot, JsonLogger(), CSVLogger(),
+                                  *_budget(progress, args.time_budget_s, snapshot), *_fault_hooks()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
     return _fit(tuner, path, started)
+
+
+def _budget(progress, budget_s: float | None, snapshot) -> list:
+    """``--time-budget-s`` as our callback, not Tune's: the trials it cuts stay resumable."""
+    return [progress.TimeBudget(budget_s, snapshot)] if budget_s else []
+
+
+def _fault_hooks() -> list:
+    from study.search import faults
+
+    return faults.callbacks()
 
 
 def resume(args) -> int:
@@ -104,6 +116,11 @@ def resume(args) -> int:
     missing = UsageError(f"no study {args.name!r} to resume at {path}")
     if launch is None:
         raise missing
+    if launch.get("closed"):
+        raise UsageError(f"study {args.name!r} was closed by `resume --keep-budget-cut`; nothing to resume")
+    _check_store(launch)
+    if args.keep_budget_cut:
+        return _close(path, args.name, launch)
     connect(args.address)
     tune, *_, trial_mod = _tune_parts()
     if not tune.Tuner.can_restore(path):
@@ -117,13 +134,40 @@ def resume(args) -> int:
     return _fit(tuner, path, started)
 
 
+def _check_store(launch: dict) -> None:
+    """The store must still be the one the study was launched with (every trial checks it too)."""
+    with reported_as_usage(store_mod.StoreError):
+        manifest = store_mod.read_manifest(launch["store"])
+        if manifest["content_hash"] != launch["store_hash"]:
+            raise store_mod.StoreError(f"store {launch['store']} changed since launch (hash "
+                                       f"{manifest['content_hash'][:12]}, launched with {launch['store_hash'][:12]})")
+        store_mod.verify(launch["store"])  # files edited under an unchanged manifest
+
+
+def _close(path: str, name: str, launch: dict) -> int:
+    """``resume --keep-budget-cut``: keep the trials the budget cut unrun and close the study, no Ray."""
+    from study.search import optuna_sync
+
+    cut = experiment.read_json(f"{path}/{experiment.BUDGET_FILE}") or {}
+    if "://" not in path:
+        optuna_sync.close_trials(f"sqlite:///{path}/{experiment.OPTUNA_FILE}", name, set(cut))
+    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", {**launch, "closed": True})
+    print(f"study {name} closed: {len(cut)} trials cut by the time budget stay unrun "
+          f"({', '.join(sorted(cut)) or 'none'})", flush=True)
+    return 0
+
+
 def _repair_checkpoints(path: str) -> None:
     """Ray deletes a trial's previous checkpoint as soon as it registers the next one (num_to_keep) but
     uploads the experiment state in the background, so after a crash the saved state can name a checkpoint
     that is gone. Put the trial's newest checkpoint in its place: ours carry epoch, history and RNG state,
-    so the trial continues from the newer point instead of failing to restore."""
+    so the trial continues from the newer point instead of failing to restore. Beside it goes the epoch
+    Ray's metrics reached (``trial.REPORTED_FILE``): the trial first reports the epochs the checkpoint
+    holds beyond it, so its metrics match its checkpoint's epoch."""
     import pyarrow.fs as pafs
     from ray import tune
+
+    from study.search.trial import REPORTED_FILE
 
     for trial in tune.ExperimentAnalysis(path).trials:
         checkpoint = trial.checkpoint
@@ -138,6 +182,8 @@ def _repair_checkpoints(path: str) -> None:
         if found:
             fs.create_dir(missing, recursive=True)
             pafs.copy_files(found[-1], missing, source_filesystem=fs, destination_filesystem=fs)
+            with fs.open_output_stream(f"{missing}/{REPORTED_FILE}") as handle:
+                handle.write(json.dumps({"epoch": int((trial.last_result or {}).get("epoch", 0))}).encode())
             print(f"trial {trial.trial_id}: {missing.rsplit('/', 1)[1]} was deleted before the crash; "
                   f"continuing from {found[-1].rsplit('/', 1)[1]}", flush=True)
 
@@ -151,9 +197,10 @@ def _fit(tuner, path: str, started: float) -> int:
     frame = trials_frame(path)
     train_s = float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
     errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
+    cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
     # Ray's overhead at a glance: set-up (Ray start, connect) and the fit's wall time against training time.
     print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s "
-          f"in total; {errored} errored", flush=True)
+          f"in total; {errored} errored" + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
     return 1 if errored else 0
 
 
@@ -161,9 +208,11 @@ def status(args) -> int:
     from study.analysis.results import trials_frame
 
     frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
-    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "node_id", "gpu_ids"]
+    cols = ["trial_id", "arch", "status", "stopped_by", "epochs", "val_acc", "test_acc", "train_time_s", "node_id", "gpu_ids"]
     if len(frame):
         view = frame[[c for c in cols if c in frame]].copy()
+        if "stopped_by" in view:  # "asha": the scheduler stopped it early; "budget": --time-budget-s cut it
+            view["stopped_by"] = view["stopped_by"].fillna("-")
         if "node_id" in view:
             view["node_id"] = view["node_id"].map(lambda n: str(n)[:8] if n else "-")
         print(view.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -198,6 +247,8 @@ def add_resume_arguments(p) -> None:
     p.add_argument("--storage-path", required=True, help="experiment root given to run")
     p.add_argument("--name", required=True, help="experiment name given to run")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+    p.add_argument("--keep-budget-cut", action="store_true",
+                   help="do not train the trials --time-budget-s cut: close the study as it is (no Ray)")
 
 
 def add_status_arguments(p) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pickle
 
 import optuna
-from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from study.search import optuna_sync
 from study.search import spaces as spaces_mod
 
 METRIC, MODE = "val_acc", "max"
@@ -40,6 +40,7 @@ class ArchSearcher(Searcher):
                                  sampler=optuna.samplers.TPESampler(seed=seed + i), storage=storage,
                                  study_name=self.study_names[s.arch])
             for i, s in enumerate(spaces)}
+        self.ledger = optuna_sync.Ledger(storage_url, self.study_names, METRIC)  # optuna.db == Ray's trials
 
     def suggest(self, trial_id: str):
         open_ = [a for a in self.order if self.counts[a] < self.per_space]
@@ -49,14 +50,15 @@ class ArchSearcher(Searcher):
         params = self.searchers[arch].suggest(trial_id)
         self.counts[arch] += 1
         self.arch_of[trial_id] = arch
+        self.ledger.tag(arch, trial_id)
         return {**self.fixed[arch], **params}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.arch_of and METRIC in result:
+        if trial_id in self.arch_of and METRIC in result and not self.ledger.on_result(trial_id, result):
             self.searchers[self.arch_of[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self.arch_of:
+        if trial_id in self.arch_of and not self.ledger.on_complete(trial_id, result, error):
             self.searchers[self.arch_of[trial_id]].on_trial_complete(trial_id, result, error)
 
     def save(self, checkpoint_path: str) -> None:
@@ -69,14 +71,5 @@ class ArchSearcher(Searcher):
         self.close_orphans()
 
     def close_orphans(self) -> None:
-        """Optuna trials asked after Tune's last snapshot belong to no Tune trial: mark them FAIL so the
-        SQLite study (and optuna-dashboard) shows no trial running forever after a crash. Each suggestion
-        asks Optuna exactly once, so an architecture's first ``counts[arch]`` trial numbers are the ones
-        Tune knows; a RUNNING trial numbered beyond them is an orphan."""
-        if not self.storage_url:
-            return  # in-memory studies come back from the snapshot itself: no orphan can exist
-        for arch, name in self.study_names.items():
-            study = optuna.load_study(study_name=name, storage=self.storage_url)
-            for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if frozen.number >= self.counts[arch]:
-                    study.tell(frozen.number, state=TrialState.FAIL)
+        """Optuna trials asked after Tune's last snapshot belong to no Tune trial: closed as FAIL."""
+        self.ledger.close_orphans()

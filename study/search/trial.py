@@ -8,6 +8,7 @@ content hash is the one the study was launched with.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -15,7 +16,9 @@ import ray
 from ray import tune
 
 from data_prep import store as store_mod
+from study.search import faults
 
+REPORTED_FILE = "ray_reported_epoch.json"  # written by command._repair_checkpoints
 _STORES: dict[tuple[str, str], store_mod.Store] = {}  # one load per worker process
 
 
@@ -38,6 +41,7 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
     from study.train.config import TrainConfig
 
     cfg = TrainConfig.from_flat(config)
+    faults.fail_if_asked(config)
     store = cached_store(store_uri, store_hash)
     context = ray.get_runtime_context()
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
@@ -46,11 +50,12 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
     threads = max(1, int(context.get_assigned_resources().get("CPU", 1)))
     tags = {"arch": cfg.arch, "node_id": context.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid()}
 
-    resume, resumed_from = None, 0
+    resume, resumed_from, replay = None, 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             resume = trainer.load_checkpoint(folder)
+            replay = _unreported_epochs(folder, resume)
         resumed_from = int(resume.get("epoch", 0))
 
     def on_epoch(metrics: dict, get_state) -> None:
@@ -60,7 +65,24 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
             tune.report({**metrics, **tags, "resumed_from": resumed_from},
                         checkpoint=tune.Checkpoint.from_directory(folder))
 
+    for metrics in replay[:-1]:
+        tune.report({**metrics, **tags, "resumed_from": resumed_from})
+    if replay:  # the newest replayed epoch carries the checkpoint again, so Ray's state names it
+        on_epoch(replay[-1], lambda: resume)
     trainer.train(cfg, store, device=device, threads=threads, resume=resume, on_epoch=on_epoch)
+
+
+def _unreported_epochs(folder: str, state: dict) -> list[dict]:
+    """Epochs this checkpoint holds that Ray never recorded: ``study resume`` puts a newer checkpoint in
+    place of one Ray deleted before a crash and writes the epoch Ray's metrics had reached beside it
+    (``REPORTED_FILE``); the trial reports the missing epochs from the checkpoint's history first, so its
+    metrics always match its checkpoint's epoch."""
+    marker = os.path.join(folder, REPORTED_FILE)
+    if not os.path.exists(marker):
+        return []
+    with open(marker) as handle:
+        reported = int(json.load(handle)["epoch"])
+    return [dict(m) for m in state.get("history", []) if int(m["epoch"]) > reported]
 
 
 def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float):

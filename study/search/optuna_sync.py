@@ -1,0 +1,141 @@
+"""Keep ``optuna.db`` consistent with Ray Tune's trials across errors, re-runs and crashes.
+
+The rule it keeps: every trial Ray finished with metrics is exactly one COMPLETE (or PRUNED) Optuna trial
+with the same value, tagged with the Ray trial id (user attribute ``ray_trial_id``), and no Optuna trial is
+left RUNNING once its Ray trial is gone.
+
+Why a module of its own: Ray's ``OptunaSearch`` tells an errored trial FAIL and adds it to its completed
+set, so when ``study resume`` re-runs that trial its results are dropped ("already finished") and
+Optuna would keep FAIL while Ray shows the trial finished with metrics. Optuna's finished trials are
+immutable, so the FAIL stays (it records the failed attempt; TPE ignores FAIL trials) and the re-run's
+outcome is added as a new finished trial with the same parameters and its per-epoch values
+(``Study.add_trial``), tagged ``ray_trial_id`` and ``rerun_of`` (the FAIL trial's number). TPE then learns
+from it like any other trial. Only public Optuna APIs are used; an in-memory Optuna study (a remote
+``--storage-path``) is not synchronised.
+
+    ledger = Ledger(storage_url, {"cnn": "demo.cnn"}, metric="val_acc")
+    ledger.tag("cnn", trial_id)                       # right after OptunaSearch.suggest asked Optuna
+    if not ledger.on_result(trial_id, result): ...    # False: forward to OptunaSearch as usual
+    if not ledger.on_complete(trial_id, result, error): ...
+    problems = mismatches(experiment_path, name)      # [] when optuna.db agrees with trials.json
+"""
+from __future__ import annotations
+
+import math
+
+import optuna
+from optuna.trial import TrialState
+
+RAY_ID = "ray_trial_id"
+RERUN_OF = "rerun_of"
+
+
+class Ledger:
+    """The searcher's record of what Optuna was told; pickled with the searcher's state."""
+
+    def __init__(self, storage_url: str | None, study_names: dict[str, str], metric: str | list[str]):
+        self.storage_url = storage_url
+        self.study_names = dict(study_names)
+        self.metrics = [metric] if isinstance(metric, str) else list(metric)
+        self.failed: dict[str, str] = {}  # Ray trial id -> arch, for trials Optuna holds as FAIL
+        self.curves: dict[str, dict[int, float]] = {}  # a re-run's per-epoch values, step -> value
+        self.arch_of: dict[str, str] = {}
+
+    def _study(self, arch: str) -> optuna.Study:
+        return optuna.load_study(study_name=self.study_names[arch], storage=self.storage_url)
+
+    def tag(self, arch: str, trial_id: str) -> None:
+        """Tag the trial Optuna just asked (the study's newest: one driver asks one at a time)."""
+        self.arch_of[trial_id] = arch
+        if not self.storage_url:
+            return
+        storage = optuna.storages.RDBStorage(self.storage_url)
+        study_id = storage.get_study_id_from_name(self.study_names[arch])
+        number = storage.get_n_trials(study_id) - 1
+        storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, number),
+                                    RAY_ID, trial_id)
+
+    def on_result(self, trial_id: str, result: dict) -> bool:
+        """True when the result belongs to a re-run of a FAIL trial (kept here, not sent to OptunaSearch)."""
+        if trial_id not in self.failed:
+            return False
+        if self.metrics[0] in result and "training_iteration" in result:
+            self.curves.setdefault(trial_id, {})[int(result["training_iteration"])] = float(result[self.metrics[0]])
+        return True
+
+    def on_complete(self, trial_id: str, result: dict | None, error: bool) -> bool:
+        """True when this completion was handled here; False: forward it to OptunaSearch."""
+        if trial_id not in self.failed:
+            if error:
+                self.failed[trial_id] = self.arch_of.get(trial_id, "")
+            return False  # OptunaSearch tells COMPLETE, PRUNED or FAIL as usual
+        if error or not self.storage_url:
+            return True  # failed again: Optuna already holds a FAIL for it
+        arch = self.failed.pop(trial_id)
+        curve = self.curves.pop(trial_id, {})
+        values = [(result or {}).get(m) for m in self.metrics]
+        study = self._study(arch)
+        fails = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                 if t.user_attrs.get(RAY_ID) == trial_id]
+        if not fails:
+            return True  # never asked under this id (cannot happen with tag()); nothing to mirror
+        fail = fails[-1]
+        done = all(v is not None for v in values)
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE if done else TrialState.PRUNED,
+            values=[float(v) for v in values] if done else None,
+            params=fail.params, distributions=fail.distributions, intermediate_values=curve or None,
+            user_attrs={RAY_ID: trial_id, RERUN_OF: fail.number}))
+        return True
+
+    def close_orphans(self) -> None:
+        """Optuna trials asked after Tune's last snapshot belong to no Tune trial (a crash lost them): mark
+        them FAIL so no trial shows RUNNING forever. Known trials are the ones the restored state tagged."""
+        if not self.storage_url:
+            return  # in-memory studies come back from the snapshot itself: no orphan can exist
+        for arch in self.study_names:
+            study = self._study(arch)
+            for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if frozen.user_attrs.get(RAY_ID) not in self.arch_of:
+                    study.tell(frozen.number, state=TrialState.FAIL)
+
+def _studies(storage_url: str, name: str):
+    for summary in optuna.get_all_study_summaries(storage_url):
+        if summary.study_name.startswith(f"{name}."):
+            yield optuna.load_study(study_name=summary.study_name, storage=storage_url)
+
+
+def close_trials(storage_url: str, name: str, trial_ids: set[str]) -> None:
+    """End the Optuna records of Ray trials that will not train again (``resume --keep-budget-cut``):
+    PRUNED at their last reported value, FAIL when they reported nothing."""
+    for study in _studies(storage_url, name):
+        for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.user_attrs.get(RAY_ID) in trial_ids:
+                study.tell(frozen.number, state=TrialState.PRUNED if frozen.intermediate_values else TrialState.FAIL)
+
+
+def mismatches(experiment_path: str, name: str) -> list[str]:
+    """Where ``optuna.db`` disagrees with ``trials.json``: [] when every TERMINATED Ray trial with a
+    val_acc is exactly one COMPLETE/PRUNED Optuna trial with that value and no Optuna trial is RUNNING."""
+    from study import experiment
+
+    url = f"sqlite:///{experiment_path}/{experiment.OPTUNA_FILE}"
+    finished: dict[str, list] = {}
+    problems = []
+    for study in _studies(url, name):
+        for frozen in study.get_trials(deepcopy=False):
+            if frozen.state == TrialState.RUNNING:
+                problems.append(f"{study.study_name} trial {frozen.number} is RUNNING")
+            elif frozen.state in (TrialState.COMPLETE, TrialState.PRUNED):
+                finished.setdefault(frozen.user_attrs.get(RAY_ID), []).append(frozen)
+    data = experiment.read_json(f"{experiment_path}/{experiment.TRIALS_FILE}") or {"trials": []}
+    for trial in data["trials"]:
+        acc = (trial.get("last_result") or {}).get("val_acc")
+        if trial["status"] != "TERMINATED" or acc is None:
+            continue
+        told = finished.get(trial["trial_id"], [])
+        if len(told) != 1:
+            problems.append(f"Ray trial {trial['trial_id']} is {len(told)} finished Optuna trials")
+        elif not any(math.isclose(v, acc, abs_tol=1e-9) for v in (told[0].values or [])):
+            problems.append(f"Ray trial {trial['trial_id']}: val_acc {acc} but Optuna holds {told[0].values}")
+    return problems
