@@ -14,6 +14,7 @@ Ray is imported only inside ``run`` and ``resume``, after ``ray_env.connect`` ha
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -42,7 +43,13 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('arch', 'trial')}_{trial.trial_id}"
 
 
-def run(args) -> int:
+RUN_ARGS = ("store", "space", "name", "storage_path", "num_samples", "max_epochs", "cpus_per_trial",
+            "gpus_per_trial", "seed", "time_budget_s", "max_concurrent", "max_failures")
+
+
+def run(args, restart: bool = False) -> int:
+    """``restart``: ``resume`` found no Tune state to restore (killed before Tune's first snapshot), so the
+    study starts again under its launch.json instead of refusing the name."""
     started = time.time()
     if args.num_samples < 1:
         raise UsageError("--num-samples must be >= 1")
@@ -63,7 +70,7 @@ def run(args) -> int:
     exists = UsageError(f"experiment {args.name!r} already exists at {path}; continue it with "
                         f"`python -m study resume --storage-path {args.storage_path} --name {args.name}` "
                         f"or choose another --name")
-    if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None:
+    if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None and not restart:
         raise exists  # before starting Ray: the common case answers at once
     experiment.check_writable(path)
     connect(args.address)
@@ -74,33 +81,51 @@ def run(args) -> int:
               "arches": arches, "num_samples": args.num_samples, "total_trials": total, "max_epochs": max_t,
               "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
               "seed": args.seed, "max_failures": args.max_failures, "time_budget_s": args.time_budget_s,
-              "created": time.time()}
+              "created": time.time(), "run_args": {k: getattr(args, k) for k in RUN_ARGS}}
     snapshot = progress.TrialsSnapshot(path, launch)  # writes launch.json once Tune has saved its state
+    if local:
+        Path(path).mkdir(parents=True, exist_ok=True)  # optuna.db goes here before Tune starts
 
     searcher = searcher_mod.ArchSearcher(
         spaces, args.num_samples, seed=args.seed or 0, study_name=args.name, overrides=overrides,
         storage_url=f"sqlite:///{path}/{experiment.OPTUNA_FILE}" if local else None)
+    if restart:
+        searcher.close_orphans()  # Optuna trials the killed first attempt asked belong to no trial now
+    scheduler = ASHAScheduler(metric=searcher_mod.METRIC, mode=searcher_mod.MODE, max_t=max_t, grace_period=1)
     tuner = tune.Tuner(
-        trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial),
+        trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial, path),
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=total, reuse_actors=True,
-            scheduler=ASHAScheduler(metric=searcher_mod.METRIC, mode=searcher_mod.MODE, max_t=max_t,
-                                    grace_period=1),
+            search_alg=searcher, num_samples=total, reuse_actors=True, scheduler=scheduler,
             max_concurrent_trials=args.max_concurrent,
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
             verbose=0, callbacks=[progress.ProgressLine(total), snapshot, JsonLogger(), CSVLogger(),
-                                  *_budget(progress, args.time_budget_s, snapshot), *_fault_hooks()],
+                                  *_budget(progress, args.time_budget_s, snapshot), _rebuild(scheduler),
+                                  _core_share(path, total, args.cpus_per_trial), *_fault_hooks()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
-    return _fit(tuner, path, started)
+    return _fit(tuner, path, started, _slots(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, total))
 
 
 def _budget(progress, budget_s: float | None, snapshot) -> list:
     """``--time-budget-s`` as our callback, not Tune's: the trials it cuts stay resumable."""
     return [progress.TimeBudget(budget_s, snapshot)] if budget_s else []
+
+
+def _rebuild(scheduler):
+    """On resume, the scheduler's rungs are rebuilt from the recorded results (Tune does not save them)."""
+    from study.search.rebuild import SchedulerRebuild
+
+    return SchedulerRebuild(scheduler)
+
+
+def _core_share(path: str, total: int, cpus_per_trial: float):
+    """Idle cores at the study's tail go to the trials still training (study/search/cores.py)."""
+    from study.search.cores import CoreShare
+
+    return CoreShare(path, total, cpus_per_trial)
 
 
 def _fault_hooks() -> list:
@@ -123,15 +148,28 @@ def resume(args) -> int:
         return _close(path, args.name, launch)
     connect(args.address)
     tune, *_, trial_mod = _tune_parts()
-    if not tune.Tuner.can_restore(path):
-        raise missing
+    if not tune.Tuner.can_restore(path) or not _has_snapshot(tune, path):
+        if "run_args" not in launch:
+            raise missing
+        print(f"study {args.name} was stopped before Tune's first snapshot: starting it again", flush=True)
+        return run(argparse.Namespace(**launch["run_args"], address=args.address), restart=True)
     _repair_checkpoints(path)
     tuner = tune.Tuner.restore(
         path, trial_mod.trainable(launch["store"], launch["store_hash"], launch["cpus_per_trial"],
-                                  launch["gpus_per_trial"]),
+                                  launch["gpus_per_trial"], path),
         resume_unfinished=True, resume_errored=True)
     print(f"resuming study {args.name} ({launch['total_trials']} trials) from {path}", flush=True)
-    return _fit(tuner, path, started)
+    return _fit(tuner, path, started, _slots(launch["cpus_per_trial"], launch["gpus_per_trial"],
+                                             launch.get("run_args", {}).get("max_concurrent"), launch["total_trials"]))
+
+
+def _has_snapshot(tune, path: str) -> bool:
+    """Whether Tune saved its experiment state (the trials) at least once."""
+    try:
+        tune.ExperimentAnalysis(path)
+    except ValueError:  # "No experiment snapshot file ... was found"
+        return False
+    return True
 
 
 def _check_store(launch: dict) -> None:
@@ -188,19 +226,45 @@ def _repair_checkpoints(path: str) -> None:
                   f"continuing from {found[-1].rsplit('/', 1)[1]}", flush=True)
 
 
-def _fit(tuner, path: str, started: float) -> int:
+def _slots(cpus: float, gpus: float, max_concurrent: int | None, total: int) -> int:
+    """How many trials can train at once on the cluster Ray sees."""
+    import ray
+
+    have = ray.cluster_resources()
+    slots = int(have.get("CPU", 1) // cpus) if cpus else total
+    if gpus:
+        slots = min(slots, int(have.get("GPU", 0) // gpus))
+    return max(1, min(slots, max_concurrent or total, total))
+
+
+def _trained_s(path: str) -> float:
+    """Training seconds recorded so far (``train_time_s`` counts a resumed trial's earlier epochs too)."""
     from study.analysis.results import trials_frame
 
+    try:
+        frame = trials_frame(path)
+    except experiment.ExperimentError:
+        return 0.0
+    return float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+
+
+def _fit(tuner, path: str, started: float, slots: int) -> int:
+    from study.analysis.results import trials_frame
+
+    before = _trained_s(path)
     start = time.time()
     tuner.fit()
     wall = time.time() - start
     frame = trials_frame(path)
-    train_s = float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+    train_s = _trained_s(path) - before
     errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
     cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
-    # Ray's overhead at a glance: set-up (Ray start, connect) and the fit's wall time against training time.
+    # Overhead at a glance: set-up (Ray start, connect), and the study's wall time against the ideal of
+    # this session's training time spread over the trials that can train at once (1.0 = no overhead).
+    ratio = f"x{wall / (train_s / slots):.2f}" if train_s > 0 else "n/a"
     print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s "
-          f"in total; {errored} errored" + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
+          f"in total, {slots} at a time: overhead {ratio}; {errored} errored"
+          + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
     return 1 if errored else 0
 
 

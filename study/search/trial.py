@@ -16,7 +16,7 @@ import ray
 from ray import tune
 
 from data_prep import store as store_mod
-from study.search import faults
+from study.search import cores, faults
 
 REPORTED_FILE = "ray_reported_epoch.json"  # written by command._repair_checkpoints
 _STORES: dict[tuple[str, str], store_mod.Store] = {}  # one load per worker process
@@ -33,7 +33,7 @@ def cached_store(uri: str, expected_hash: str) -> store_mod.Store:
     return _STORES[key]
 
 
-def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
+def train_trial(config: dict, *, store_uri: str, store_hash: str, experiment_path: str | None = None) -> None:
     """Tune function trainable: config -> TrainConfig -> trainer.train, one report + checkpoint per epoch."""
     import torch
 
@@ -64,6 +64,8 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
             trainer.save_checkpoint(get_state(), folder)
             tune.report({**metrics, **tags, "resumed_from": resumed_from},
                         checkpoint=tune.Checkpoint.from_directory(folder))
+        # Idle cores at the study's tail (study/search/cores.py): the next epoch may use more threads.
+        torch.set_num_threads(cores.threads_for(experiment_path, tune.get_context().get_trial_id(), threads))
 
     for metrics in replay[:-1]:
         tune.report({**metrics, **tags, "resumed_from": resumed_from})
@@ -85,7 +87,7 @@ def _unreported_epochs(folder: str, state: dict) -> list[dict]:
     return [dict(m) for m in state.get("history", []) if int(m["epoch"]) > reported]
 
 
-def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float):
+def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float, experiment_path: str | None = None):
     """The trainable Tune runs: the trial function with its store and its resources."""
-    return tune.with_resources(tune.with_parameters(train_trial, store_uri=store_uri, store_hash=store_hash),
-                               {"cpu": cpus, "gpu": gpus})
+    return tune.with_resources(tune.with_parameters(train_trial, store_uri=store_uri, store_hash=store_hash,
+                                                    experiment_path=experiment_path), {"cpu": cpus, "gpu": gpus})

@@ -90,6 +90,61 @@ def test_rerun_of_a_failed_trial_is_a_new_finished_optuna_trial(tmp_path):
     assert states == {"t0": "FAIL", "t1": "RUNNING", "t2": "FAIL"}
 
 
+def test_resumed_scheduler_is_rebuilt_from_recorded_results(tmp_path):
+    """ASHA after a resume decides as it would have without the interruption (Tune does not save it)."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    from study.search.rebuild import SchedulerRebuild
+
+    def asha():
+        return ASHAScheduler(metric="val_acc", mode="max", max_t=9, grace_period=1, reduction_factor=2)
+
+    trials, straight = [], asha()
+    for i, accs in enumerate([[0.9, 0.92, 0.95], [0.8, 0.85], [0.7], [0.85, 0.9, 0.93]]):
+        folder = tmp_path / f"t{i}"
+        folder.mkdir()
+        rows = [{"training_iteration": n + 1, "val_acc": a} for n, a in enumerate(accs)]
+        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        trial = SimpleNamespace(trial_id=f"t{i}", path=str(folder), last_result=rows[-1], status="PENDING")
+        trials.append(trial)
+        straight.on_trial_add(None, trial)
+        for row in rows:
+            straight.on_trial_result(None, trial, row)
+    resumed, fresh = asha(), asha()
+    for trial in trials:  # Tune re-adds every restored trial to the (empty) scheduler
+        resumed.on_trial_add(None, trial)
+    SchedulerRebuild(resumed).on_step_begin(0, trials)
+    assert resumed.debug_string().splitlines()[1:] == straight.debug_string().splitlines()[1:]
+    late = SimpleNamespace(trial_id="late", path=None, last_result=None, status="RUNNING")
+    decisions = []
+    for scheduler in (straight, resumed, fresh):
+        scheduler.on_trial_add(None, late)
+        decisions.append(scheduler.on_trial_result(None, late, {"training_iteration": 1, "val_acc": 0.75}))
+    assert decisions == ["STOP", "STOP", "CONTINUE"]  # a fresh scheduler would let the weak trial run
+
+
+def test_idle_cores_go_to_the_trials_left_once_none_waits(tmp_path):
+    from types import SimpleNamespace
+
+    from study.search.cores import CoreShare, threads_for
+
+    def trial(tid, status, node="n1"):
+        return SimpleNamespace(trial_id=tid, status=status, last_result={"node_id": node} if node else {})
+
+    share = CoreShare(str(tmp_path), total_trials=3, cpus_per_trial=1)
+    share._node_cpus = {"n1": 4.0, "n2": 2.0}  # as ray.nodes() would say
+    assert share.shares([trial("a", "RUNNING"), trial("b", "RUNNING")]) == {}  # a trial not yet made
+    assert share.shares([trial("a", "RUNNING"), trial("b", "RUNNING"), trial("c", "PENDING", None)]) == {}
+    left = [trial("a", "RUNNING"), trial("b", "TERMINATED"), trial("c", "RUNNING", "n2")]
+    assert share.shares(left) == {"a": 4, "c": 2}
+    share.every_s = 0
+    share.on_step_end(0, left)
+    assert threads_for(str(tmp_path), "a", 1) == 4 and threads_for(str(tmp_path), "b", 1) == 1
+    assert threads_for(None, "a", 1) == 1
+
+
 # ---------------------------------------------------------------- bad input: one line, exit 2, nothing written
 
 def _changed_store(store: str, tmp_path: Path) -> tuple[Path, list]:
@@ -155,7 +210,7 @@ def test_driver_killed_before_the_first_result_then_resume(synthetic_store, tmp_
     driver = start(study_args("early", storage, synthetic_store, write_spaces(tmp_path, ["cnn", "fasttext"]), 2, 2),
                    env, tmp_path / "run.log")
     try:  # launch.json appears once Tune has saved its state, before any trial has reported
-        wait_for(lambda: (storage / "early" / "launch.json").exists(), 300, "launch.json", poll=0.02)
+        wait_for(lambda: (storage / "early" / "launch.json").exists(), 300, "launch.json", poll=0.02, proc=driver)
         assert not results(storage, "early")
     finally:
         kill_group(driver, env)
@@ -175,7 +230,7 @@ def test_driver_killed_while_a_checkpoint_is_written_then_resume(synthetic_store
                               "--max-concurrent", 1), env, tmp_path / "run.log")
     try:
         held = json.loads(wait_for(lambda: Path(f"{hold}.held").exists() and Path(f"{hold}.held").read_text(),
-                                   300, "the checkpoint hold"))
+                                   300, "the checkpoint hold", proc=driver))
     finally:
         kill_group(driver, env)
     trial_dir = Path(held["checkpoint"]).parent
@@ -206,11 +261,11 @@ def test_failed_trials_and_killed_driver_mid_study_then_resume(synthetic_store, 
     driver = start(cmd, env, tmp_path / "run.log")
     try:
         wait_for(lambda: sum(t["status"] == "ERROR" for t in snapshot(storage, "mid")) == 2, 300,
-                 "the lstm failures", poll=0.2)
-        first = wait_for(lambda: results(storage, "mid"), 300, "a fasttext epoch")[0]
+                 "the lstm failures", poll=0.2, proc=driver)
+        first = wait_for(lambda: results(storage, "mid"), 300, "a fasttext epoch", proc=driver)[0]
         os.kill(first["pid"], signal.SIGKILL)  # one trial worker
         wait_for(lambda: any(r["trial_id"] == first["trial_id"] and r["pid"] != first["pid"]
-                             for r in results(storage, "mid")), 300, "the retried trial's first epoch")
+                             for r in results(storage, "mid")), 300, "the retried trial's first epoch", proc=driver)
     finally:
         kill_group(driver, env)  # mid-study: fasttext trials are still training
     before = status_json(storage, "mid", env)
@@ -272,7 +327,7 @@ def test_worker_node_lost_mid_trial_trials_finish_on_the_head(synthetic_store, t
         driver = start(study_args("node", storage, synthetic_store, write_spaces(tmp_path, ["fasttext"]), 2, 40,
                                   "--address", address, "--max-failures", 2), env, tmp_path / "run.log")
         sessions.append(driver.pid)
-        wait_for(lambda: len({r["node_id"] for r in results(storage, "node")}) == 2, 300, "trials on both nodes")
+        wait_for(lambda: len({r["node_id"] for r in results(storage, "node")}) == 2, 300, "trials on both nodes", proc=driver)
         cleanup([worker.pid], env["RAY_TMPDIR"] + "/worker")  # the node dies: SIGTERM/SIGKILL its session
         assert driver.wait(timeout=400) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
