@@ -102,7 +102,8 @@ def run(args, restart: bool = False) -> int:
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
             verbose=0, callbacks=[progress.ProgressLine(total), snapshot, JsonLogger(), CSVLogger(),
                                   *_budget(progress, args.time_budget_s, snapshot), _rebuild(scheduler),
-                                  _core_share(path, total, args.cpus_per_trial), *_fault_hooks()],
+                                  _core_share(path, total, args.cpus_per_trial), _rerun_sync(searcher, args.name),
+                                  *_fault_hooks()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}) -> {path}", flush=True)
@@ -110,8 +111,9 @@ def run(args, restart: bool = False) -> int:
 
 
 def _budget(progress, budget_s: float | None, snapshot) -> list:
-    """``--time-budget-s`` as our callback, not Tune's: the trials it cuts stay resumable."""
-    return [progress.TimeBudget(budget_s, snapshot)] if budget_s else []
+    """``--time-budget-s`` as our callback, not Tune's: the trials it cuts stay resumable. Always present
+    (None: no budget) so that ``resume --time-budget-s`` can set one."""
+    return [progress.TimeBudget(budget_s, snapshot)]
 
 
 def _rebuild(scheduler):
@@ -126,6 +128,13 @@ def _core_share(path: str, total: int, cpus_per_trial: float):
     from study.search.cores import CoreShare
 
     return CoreShare(path, total, cpus_per_trial)
+
+
+def _rerun_sync(searcher, name: str):
+    """Re-runs of errored trials reach optuna.db as finished trials (study/search/optuna_sync.py)."""
+    from study.search.optuna_sync import RerunSync
+
+    return RerunSync(searcher.storage_url, name, searcher.metric)
 
 
 def _fault_hooks() -> list:
@@ -154,6 +163,9 @@ def resume(args) -> int:
         print(f"study {args.name} was stopped before Tune's first snapshot: starting it again", flush=True)
         return run(argparse.Namespace(**launch["run_args"], address=args.address), restart=True)
     _repair_checkpoints(path)
+    from study.search.progress import TimeBudget
+
+    TimeBudget.for_resume(args.time_budget_s)  # the launch's budget does not cut the resumed study again
     tuner = tune.Tuner.restore(
         path, trial_mod.trainable(launch["store"], launch["store_hash"], launch["cpus_per_trial"],
                                   launch["gpus_per_trial"], path),
@@ -311,6 +323,8 @@ def add_resume_arguments(p) -> None:
     p.add_argument("--storage-path", required=True, help="experiment root given to run")
     p.add_argument("--name", required=True, help="experiment name given to run")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+    p.add_argument("--time-budget-s", type=float, help="stop this resumed session after this many seconds "
+                   "(the run's budget is not applied again)")
     p.add_argument("--keep-budget-cut", action="store_true",
                    help="do not train the trials --time-budget-s cut: close the study as it is (no Ray)")
 

@@ -13,10 +13,11 @@ outcome is added as a new finished trial with the same parameters and its per-ep
 from it like any other trial. Only public Optuna APIs are used; an in-memory Optuna study (a remote
 ``--storage-path``) is not synchronised.
 
-    ledger = Ledger(storage_url, {"cnn": "demo.cnn"}, metric="val_acc")
+    ledger = Ledger(storage_url, {"cnn": "demo.cnn"}, metric="val_acc")   # in the searcher
     ledger.tag("cnn", trial_id)                       # right after OptunaSearch.suggest asked Optuna
     if not ledger.on_result(trial_id, result): ...    # False: forward to OptunaSearch as usual
     if not ledger.on_complete(trial_id, result, error): ...
+    RerunSync(storage_url, "demo", "val_acc")         # a Tune callback: mirrors re-runs into Optuna
     problems = mismatches(experiment_path, name)      # [] when optuna.db agrees with trials.json
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import math
 
 import optuna
 from optuna.trial import TrialState
+from ray import tune
 
 RAY_ID = "ray_trial_id"
 RERUN_OF = "rerun_of"
@@ -38,7 +40,6 @@ class Ledger:
         self.study_names = dict(study_names)
         self.metrics = [metric] if isinstance(metric, str) else list(metric)
         self.failed: dict[str, str] = {}  # Ray trial id -> arch, for trials Optuna holds as FAIL
-        self.curves: dict[str, dict[int, float]] = {}  # a re-run's per-epoch values, step -> value
         self.arch_of: dict[str, str] = {}
         self._storage = None  # one SQLAlchemy engine per driver session, not pickled
 
@@ -62,36 +63,19 @@ class Ledger:
                                     RAY_ID, trial_id)
 
     def on_result(self, trial_id: str, result: dict) -> bool:
-        """True when the result belongs to a re-run of a FAIL trial (kept here, not sent to OptunaSearch)."""
-        if trial_id not in self.failed:
-            return False
-        if self.metrics[0] in result and "training_iteration" in result:
-            self.curves.setdefault(trial_id, {})[int(result["training_iteration"])] = float(result[self.metrics[0]])
-        return True
+        """True when the result belongs to a re-run of a FAIL trial (OptunaSearch would drop it, warning)."""
+        return trial_id in self.failed
 
     def on_complete(self, trial_id: str, result: dict | None, error: bool) -> bool:
-        """True when this completion was handled here; False: forward it to OptunaSearch."""
+        """True when this completion was handled here; False: forward it to OptunaSearch. A re-run's
+        completion is mirrored into Optuna by ``RerunSync``, which sees every completion (Tune's
+        ``ConcurrencyLimiter`` drops a re-run's completion before it reaches any searcher)."""
         if trial_id not in self.failed:
             if error:
                 self.failed[trial_id] = self.arch_of.get(trial_id, "")
             return False  # OptunaSearch tells COMPLETE, PRUNED or FAIL as usual
-        if error or not self.storage_url:
-            return True  # failed again: Optuna already holds a FAIL for it
-        arch = self.failed.pop(trial_id)
-        curve = self.curves.pop(trial_id, {})
-        values = [(result or {}).get(m) for m in self.metrics]
-        study = self._study(arch)
-        fails = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                 if t.user_attrs.get(RAY_ID) == trial_id]
-        if not fails:
-            return True  # never asked under this id (cannot happen with tag()); nothing to mirror
-        fail = fails[-1]
-        done = all(v is not None for v in values)
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.COMPLETE if done else TrialState.PRUNED,
-            values=[float(v) for v in values] if done else None,
-            params=fail.params, distributions=fail.distributions, intermediate_values=curve or None,
-            user_attrs={RAY_ID: trial_id, RERUN_OF: fail.number}))
+        if not error:
+            self.failed.pop(trial_id, None)
         return True
 
     def close_orphans(self) -> None:
@@ -104,6 +88,44 @@ class Ledger:
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 if frozen.user_attrs.get(RAY_ID) not in self.arch_of:
                     study.tell(frozen.number, state=TrialState.FAIL)
+
+def mirror_rerun(storage_url: str, name: str, trial_id: str, values: list, curve: dict[int, float]) -> bool:
+    """Add a re-run's outcome as a new finished Optuna trial with its FAIL attempt's parameters, unless
+    Optuna already holds a finished trial for ``trial_id`` (idempotent). True when one was added."""
+    for study in _studies(storage_url, name):
+        mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(RAY_ID) == trial_id]
+        if not mine:
+            continue
+        fails = [t for t in mine if t.state == TrialState.FAIL]
+        if not fails or any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in mine):
+            return False
+        done = bool(values) and all(v is not None for v in values)
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE if done else TrialState.PRUNED,
+            values=[float(v) for v in values] if done else None,
+            params=fails[-1].params, distributions=fails[-1].distributions, intermediate_values=curve or None,
+            user_attrs={RAY_ID: trial_id, RERUN_OF: fails[-1].number}))
+        return True
+    return False
+
+
+class RerunSync(tune.Callback):
+    """Driver callback: when a trial finishes, mirror it into Optuna if Optuna holds it only as FAIL."""
+
+    def __init__(self, storage_url: str | None, name: str, metric: str | list[str]):
+        self.storage_url, self.name = storage_url, name
+        self.metrics = [metric] if isinstance(metric, str) else list(metric)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        if not self.storage_url:
+            return
+        from study.search.rebuild import recorded_results
+
+        last = trial.last_result or {}
+        curve = {int(r["training_iteration"]): float(r[self.metrics[0]]) for r in recorded_results(trial.path)
+                 if self.metrics[0] in r and "training_iteration" in r}
+        mirror_rerun(self.storage_url, self.name, trial.trial_id, [last.get(m) for m in self.metrics], curve)
+
 
 def _studies(storage_url: str, name: str):
     for summary in optuna.get_all_study_summaries(storage_url):

@@ -135,18 +135,30 @@ class TrialsSnapshot(tune.Callback):
 
 class TimeBudget(tune.Callback):
     """``--time-budget-s``: interrupt Tune once the budget is spent, keeping the cut trials resumable.
-    The budget counts from Tune's start in each session (``run`` or ``resume``), like Tune's own."""
+    The budget counts from Tune's start. ``run`` always adds one (``budget_s`` None: no budget) so that
+    ``resume``, whose callbacks come back from Tune's saved state, can set its own with ``for_resume``:
+    a resume has no budget unless it is given ``--time-budget-s`` again."""
 
-    def __init__(self, budget_s: float, snapshot: TrialsSnapshot):
+    _resume_budget_s: float | None = None
+    _resuming = False
+
+    def __init__(self, budget_s: float | None, snapshot: TrialsSnapshot):
         self.budget_s, self.snapshot = budget_s, snapshot
         self._start = time.time()
         self._fired = False
 
+    @classmethod
+    def for_resume(cls, budget_s: float | None) -> None:
+        """Set the budget of this process's resumed study (call before ``Tuner.restore(...).fit()``)."""
+        cls._resuming, cls._resume_budget_s = True, budget_s
+
     def setup(self, **info):
         self._start, self._fired = time.time(), False
+        if TimeBudget._resuming:
+            self.budget_s = TimeBudget._resume_budget_s
 
     def on_step_end(self, iteration, trials, **info):
-        if self._fired or time.time() - self._start < self.budget_s:
+        if self.budget_s is None or self._fired or time.time() - self._start < self.budget_s:
             return
         self._fired = True
         cut = self.snapshot.budget_reached(trials)

@@ -69,9 +69,12 @@ def test_rerun_of_a_failed_trial_is_a_new_finished_optuna_trial(tmp_path):
     searcher.save(str(tmp_path / "state.pkl"))
     again = ArchSearcher(spaces, 3, seed=1, storage_url=db, study_name="s", overrides={})
     again.restore(str(tmp_path / "state.pkl"))  # a resume: t0 is re-run with its config
-    for epoch, acc in ((1, 0.5), (2, 0.75)):
+    for epoch, acc in ((1, 0.5), (2, 0.75)):  # OptunaSearch would drop these ("already finished")
         again.on_trial_result("t0", {"val_acc": acc, "training_iteration": epoch})
     again.on_trial_complete("t0", {"val_acc": 0.75, "training_iteration": 2})
+    # the driver callback (RerunSync) mirrors the re-run; a second completion adds nothing
+    assert optuna_sync.mirror_rerun(db, "s", "t0", [0.75], {1: 0.5, 2: 0.75})
+    assert not optuna_sync.mirror_rerun(db, "s", "t0", [0.75], {1: 0.5, 2: 0.75})
 
     study = optuna.load_study(study_name="s.fasttext", storage=db)
     by_state = {state: [t for t in study.trials if t.state.name == state] for state in ("FAIL", "COMPLETE")}
