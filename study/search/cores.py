@@ -23,7 +23,10 @@ def threads_for(experiment_path: str | None, trial_id: str, assigned: int) -> in
     """The thread count this trial may use now: its share of idle cores, at least what Ray assigned."""
     if not experiment_path or "://" in experiment_path:
         return assigned
-    shares = experiment.read_json(f"{experiment_path}/{THREADS_FILE}") or {}
+    try:
+        shares = experiment.read_json(f"{experiment_path}/{THREADS_FILE}") or {}
+    except ValueError:  # a file caught mid-replacement on a network filesystem: keep the threads it has
+        return assigned
     return max(assigned, int(shares.get(trial_id, assigned)))
 
 
