@@ -128,6 +128,26 @@ def test_resumed_scheduler_is_rebuilt_from_recorded_results(tmp_path):
     assert decisions == ["STOP", "STOP", "CONTINUE"]  # a fresh scheduler would let the weak trial run
 
 
+def test_trials_json_says_which_trials_asha_stopped_and_the_budget_cut(tmp_path):
+    from types import SimpleNamespace
+
+    from study.search.progress import TrialsSnapshot
+
+    def trial(tid, status, epoch):
+        return SimpleNamespace(trial_id=tid, status=status, num_failures=0, config={"arch": "cnn", "epochs": 3},
+                               last_result={"epoch": epoch, "val_acc": 0.5} if epoch else {})
+
+    trials = [trial("done", "TERMINATED", 3), trial("asha", "TERMINATED", 1), trial("cut", "RUNNING", 2),
+              trial("waiting", "PENDING", 0)]
+    snapshot = TrialsSnapshot(str(tmp_path))
+    assert snapshot.budget_reached(trials) == {"cut": 2, "waiting": 0}
+    written = {t["trial_id"]: (t["status"], t["stopped_by"])
+               for t in json.loads((tmp_path / "trials.json").read_text())["trials"]}
+    assert written == {"done": ("TERMINATED", None), "asha": ("TERMINATED", "asha"),
+                       "cut": ("BUDGET_CUT", "budget"), "waiting": ("BUDGET_CUT", "budget")}
+    assert json.loads((tmp_path / "budget_cut.json").read_text()) == {"cut": 2, "waiting": 0}
+
+
 def test_idle_cores_go_to_the_trials_left_once_none_waits(tmp_path):
     from types import SimpleNamespace
 
