@@ -40,6 +40,9 @@ class Ledger:
         self.study_names = dict(study_names)
         self.metrics = [metric] if isinstance(metric, str) else list(metric)
         self.failed: dict[str, str] = {}  # Ray trial id -> arch, for trials Optuna holds as FAIL
+        # Trials Optuna finished after Tune's last snapshot (a crash in between): Tune runs them again,
+        # and OptunaSearch would raise on reporting to a finished Optuna trial. Filled on restore.
+        self.finished: set[str] = set()
         self.arch_of: dict[str, str] = {}
         self._storage = None  # one SQLAlchemy engine per driver session, not pickled
 
@@ -63,13 +66,16 @@ class Ledger:
                                     RAY_ID, trial_id)
 
     def on_result(self, trial_id: str, result: dict) -> bool:
-        """True when the result belongs to a re-run of a FAIL trial (OptunaSearch would drop it, warning)."""
-        return trial_id in self.failed
+        """True when Optuna already finished this trial (a re-run of a FAIL trial, or one finished after
+        the snapshot a resume restored): OptunaSearch would drop the result or raise on it."""
+        return trial_id in self.failed or trial_id in self.finished
 
     def on_complete(self, trial_id: str, result: dict | None, error: bool) -> bool:
         """True when this completion was handled here; False: forward it to OptunaSearch. A re-run's
         completion is mirrored into Optuna by ``RerunSync``, which sees every completion (Tune's
         ``ConcurrencyLimiter`` drops a re-run's completion before it reaches any searcher)."""
+        if trial_id in self.finished:
+            return True  # Optuna holds its outcome already; RerunSync mirrors it if that was a FAIL
         if trial_id not in self.failed:
             if error:
                 self.failed[trial_id] = self.arch_of.get(trial_id, "")
@@ -80,14 +86,18 @@ class Ledger:
 
     def close_orphans(self) -> None:
         """Optuna trials asked after Tune's last snapshot belong to no Tune trial (a crash lost them): mark
-        them FAIL so no trial shows RUNNING forever. Known trials are the ones the restored state tagged."""
+        them FAIL so no trial shows RUNNING forever. Known trials are the ones the restored state tagged.
+        Known trials Optuna finished after that snapshot are noted in ``finished`` (see ``on_result``)."""
         if not self.storage_url:
             return  # in-memory studies come back from the snapshot itself: no orphan can exist
         for arch in self.study_names:
             study = self._study(arch)
-            for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if frozen.user_attrs.get(RAY_ID) not in self.arch_of:
+            for frozen in study.get_trials(deepcopy=False):
+                ray_id = frozen.user_attrs.get(RAY_ID)
+                if frozen.state == TrialState.RUNNING and ray_id not in self.arch_of:
                     study.tell(frozen.number, state=TrialState.FAIL)
+                elif frozen.state.is_finished() and ray_id in self.arch_of and ray_id not in self.failed:
+                    self.finished.add(ray_id)
 
 def mirror_rerun(storage_url: str, name: str, trial_id: str, values: list, curve: dict[int, float]) -> bool:
     """Add a re-run's outcome as a new finished Optuna trial with its FAIL attempt's parameters, unless
