@@ -127,8 +127,8 @@ class RerunSync(tune.Callback):
         self.metrics = [metric] if isinstance(metric, str) else list(metric)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        if not self.storage_url:
-            return
+        if not self.storage_url or not trial.num_failures:
+            return  # only a trial that failed before can be a FAIL in Optuna: no database work otherwise
         from study.search.rebuild import recorded_results
 
         last = trial.last_result or {}
