@@ -80,11 +80,7 @@ class Ledger:
         ``ConcurrencyLimiter`` drops a re-run's completion before it reaches any searcher)."""
         if trial_id in self.finished:
             return True  # Optuna holds its outcome already; RerunSync mirrors it if that was a FAIL
-        if trial_id not in self.failed:
-            return False  # the searcher tells it by its outcome
-        if not error:
-            self.failed.pop(trial_id, None)
-        return True
+        return trial_id in self.failed  # False: the searcher tells it by its outcome
 
     def close_orphans(self) -> None:
         """The one orphan rule: Optuna trials asked after Tune's last snapshot belong to no Tune trial (a
@@ -134,8 +130,11 @@ class RerunSync(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         searcher = self.searcher
+        ledger = searcher.ledger
         if not searcher.storage_url or trial.trial_id not in searcher.arch_of:
             return
+        if not (trial.num_failures or trial.trial_id in ledger.failed or trial.trial_id in ledger.finished):
+            return  # only a trial told FAIL before can be a FAIL in Optuna: no database work otherwise
         last = trial.last_result or {}
         reason = searcher.outcome(trial.trial_id, last, False)
         if reason not in ("finished", "early-stopped"):

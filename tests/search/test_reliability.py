@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers import (assert_exact_study, cleanup, free_port, node_count, ray_env, results, run, start,
+from helpers import (assert_exact_study, cleanup, free_port, leftovers, node_count, ray_env, results, run, start,
                      start_node, status_json, study_cmd, wait_for, write_spaces)
 from study.search import optuna_sync
 from study.search.searcher import ArchSearcher
@@ -360,6 +361,16 @@ def test_time_budget_cut_trials_are_trained_by_resume_or_kept_unrun(synthetic_st
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in mirrored)
 
 
+def worker_node_id(address: str, env: dict) -> str:
+    """The Ray node id of the worker node (its raylet socket lies under the worker's temp dir)."""
+    code = ("import ray; ray.init(address=%r, log_to_driver=False, configure_logging=False); "
+            "print([n['NodeID'] for n in ray.nodes() if n['Alive'] and '/worker/' in n['RayletSocketName']][0])"
+            % address)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.cluster
 def test_worker_node_lost_mid_trial_trials_finish_on_the_head(synthetic_store, tmp_path):
     """Kill the worker node (its raylet and workers) while it trains; the storage path is a local folder
@@ -374,11 +385,16 @@ def test_worker_node_lost_mid_trial_trials_finish_on_the_head(synthetic_store, t
         worker = start_node(env, tmp_path / "worker.log", address=address)
         sessions.append(worker.pid)
         wait_for(lambda: node_count(address, env) >= 2, 180, "the worker node", poll=2)
-        driver = start(study_args("node", storage, synthetic_store, write_spaces(tmp_path, ["fasttext"]), 2, 40,
+        driver = start(study_args("node", storage, synthetic_store, write_spaces(tmp_path, ["fasttext"]), 2, 150,
                                   "--address", address, "--max-failures", 2), env, tmp_path / "run.log")
         sessions.append(driver.pid)
-        wait_for(lambda: len({r["node_id"] for r in results(storage, "node")}) == 2, 300, "trials on both nodes", proc=driver)
-        cleanup([worker.pid], env["RAY_TMPDIR"] + "/worker")  # the node dies: SIGTERM/SIGKILL its session
+        # Kill once the worker's trial is past ASHA's first two rungs (epochs 1 and 4; the next is 16), so
+        # that it is surely still training; SIGKILL, as a machine that drops off would.
+        worker_id = worker_node_id(address, env)
+        wait_for(lambda: any(r["node_id"] == worker_id and r["epoch"] >= 5 for r in results(storage, "node")),
+                 300, "the worker node's trial past epoch 4", poll=0.02, proc=driver)
+        for proc in leftovers([worker.pid], env["RAY_TMPDIR"] + "/worker"):
+            proc.kill()
         assert driver.wait(timeout=400) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         cleanup(sessions, env["RAY_TMPDIR"])
