@@ -56,11 +56,15 @@ class Ledger:
         return optuna.load_study(study_name=self.study_names[arch], storage=self.storage)
 
     def tag(self, arch: str, trial_id: str) -> int:
-        """Tag the trial Optuna just asked (the study's newest: one driver asks one at a time); its number.
-        The newest, not the K-th: orphans a crash left also hold numbers."""
+        """Tag the trial Optuna just asked and return its number: the newest RUNNING trial without a tag (one
+        driver asks one at a time, and a restore closed the orphans first). Not the K-th trial: orphans a
+        crash left hold numbers, and an ask may take an older enqueued (WAITING) trial."""
         self.arch_of[trial_id] = arch
         study_id = self.storage.get_study_id_from_name(self.study_names[arch])
-        number = self.storage.get_n_trials(study_id) - 1
+        untagged = [t.number for t in self.storage.get_all_trials(study_id, deepcopy=False,
+                                                                   states=(TrialState.RUNNING,))
+                    if TAG not in t.user_attrs]
+        number = max(untagged) if untagged else self.storage.get_n_trials(study_id) - 1
         self.storage.set_trial_user_attr(self.storage.get_trial_id_from_study_id_trial_number(study_id, number),
                                          TAG, trial_id)
         return number
