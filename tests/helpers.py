@@ -174,9 +174,12 @@ def status_json(storage: Path, name: str, env: dict) -> list[dict]:
     return json.loads(out.stdout.strip().splitlines()[-1])["trials"]
 
 
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.1, proc: subprocess.Popen | None = None):
+    """Poll ``predicate`` until it is truthy; fail at once if ``proc`` (the study driver) has exited."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited ({proc.returncode}) before {what}")
         value = predicate()
         if value:
             return value
@@ -184,13 +187,70 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.1):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-# ---- report fixtures and ports
+# ---- 2-node loopback clusters and study checks shared by the cluster and reliability tests
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
+
+def node_count(address: str, env: dict) -> int:
+    """Alive nodes, asked from a throwaway driver (uses the same token)."""
+    code = ("import ray; ray.init(address=%r, log_to_driver=False, configure_logging=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+def start_node(env: dict, log: Path, *, head_port: int | None = None, address: str | None = None,
+               cpus: int = 1, gpus: int = 0) -> subprocess.Popen:
+    """``ray start --block`` for a head (``head_port``) or a worker (``address``), in a session of its own."""
+    common = ["--num-cpus", str(cpus), "--num-gpus", str(gpus), "--node-ip-address", "127.0.0.1", "--block",
+              "--disable-usage-stats"]
+    if head_port:
+        cmd = [RAY, "start", "--head", "--port", str(head_port), "--include-dashboard", "false",
+               "--temp-dir", f"{env['RAY_TMPDIR']}/head", *common]
+    else:
+        cmd = [RAY, "start", "--address", address, "--temp-dir", f"{env['RAY_TMPDIR']}/worker", *common]
+    return start(cmd, env, log)
+
+
+def results(storage: Path, name: str) -> list[dict]:
+    """Every result line the driver has written so far (one per trial epoch)."""
+    rows = []
+    for path in (storage / name).glob("*/result.json"):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def assert_exact_study(storage: Path, name: str, env: dict, per_arch: dict[str, int]) -> list[dict]:
+    """The study's promises after any fault: exactly ``per_arch`` finished trials, none duplicated, each
+    trial's metrics those of its last checkpoint's epoch, and optuna.db consistent with Ray."""
+    from collections import Counter
+
+    from study.search.optuna_sync import mismatches
+    from study.train import trainer
+
+    trials = status_json(storage, name, env)
+    assert Counter(t["arch"] for t in trials) == per_arch, trials
+    assert len({t["trial_id"] for t in trials}) == len(trials)
+    assert {t["status"] for t in trials} == {"TERMINATED"}, [(t["trial_id"], t["status"]) for t in trials]
+    assert len(list((storage / name).glob("*_*/params.json"))) == len(trials)  # no extra trial folders
+    for t in trials:
+        folders = sorted((storage / name).glob(f"*_{t['trial_id']}/checkpoint_*"))
+        assert folders, f"trial {t['trial_id']} has no checkpoint"
+        state = trainer.load_checkpoint(folders[-1])
+        assert state["epoch"] == t["epochs"], (t["trial_id"], state["epoch"], t["epochs"])
+        assert abs(state["history"][-1]["val_acc"] - t["val_acc"]) < 1e-9  # status --json rounds to 10 digits
+    assert mismatches(str(storage / name), name) == []
+    return trials
+
+
+# ---- report fixtures
 
 def _trial(i, arch, status, val, test, time_s, params, sps, *, share=0.45, freeze=False, epochs=4,
            repeat_of=None, **config):

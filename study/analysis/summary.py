@@ -224,7 +224,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
     ended = ", ".join(f"{k} {v}" for k, v in t["stop_reason"].value_counts().items())
     md = ["# Study report", "",
           f"Trials: {len(t)} ({status}; how they ended: {ended or 'none'}). Only finished trials (TERMINATED) with metrics enter the "
-          "table and the fronts; the study may still be running.", "",
+          "table and the fronts; the study may still be running.", "", *_stopped_lines(t),
           *([f"**{int(t['collapsed'].sum())} trials collapsed to one class** (see Collapsed trials "
              "below).", ""] if t["collapsed"].any() else []),
           "Accuracy is **selected on validation** (`val_acc`: best trial per architecture, Pareto "
@@ -248,6 +248,17 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
     md += importance_section(importance)
     md += _failed_section(t) + _collapsed_section(t, diagnosis, out_dir)
     return "\n".join(md)
+
+
+def _stopped_lines(t: pd.DataFrame) -> list[str]:
+    """Which trials ended short, and why: ASHA's early stop, or the time budget (resume trains those)."""
+    by = t["stop_reason"]  # study.analysis.table.stop_reasons: the one rule for how a trial ended
+    asha = t.loc[by == "early-stopped", "trial_id"].tolist()
+    cut = t.loc[t["status"] == "BUDGET_CUT", "trial_id"].tolist()
+    if not asha and not cut:
+        return []
+    return [f"Stopped early by ASHA: {len(asha)} ({', '.join(asha) or 'none'}); cut by the time budget "
+            f"before finishing: {len(cut)} ({', '.join(cut) or 'none'}; `study resume` trains them).", ""]
 
 
 def _failed_section(t: pd.DataFrame) -> list[str]:

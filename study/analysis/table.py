@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from study import experiment
 from study.analysis import format as fmt
 from study.analysis import pareto
 from study.train import metrics
@@ -30,7 +31,8 @@ OPTIONAL_METRICS = [k for k in (*metrics.COST_KEYS, *metrics.RUN_KEYS) if k not 
 
 # How a trial ended. "early-stopped" comes from the scheduler's mark (``early_stopped``, in every result
 # of a study; true on the one ASHA stopped at: study.search.scheduler); a finished-status trial short of
-# its epochs without that mark was cut by the time budget (or an interrupted study); in a study run
+# its epochs without that mark was cut by the time budget (status BUDGET_CUT in studies that keep cut
+# trials resumable, TERMINATED in older ones) or an interrupted study; in a study run
 # before the mark existed the two cannot be told apart: "stopped-short".
 MARK = "early_stopped"
 STOP_REASONS = ("finished", "early-stopped", "budget-cut", "never-trained", "failed", "running",
@@ -47,6 +49,8 @@ def stop_reasons(t: pd.DataFrame) -> pd.Series:
         epochs = r["epochs"]
         if r["status"] == "ERROR":
             out.append("failed")
+        elif r["status"] == experiment.BUDGET_CUT:  # interrupted by --time-budget-s; resume trains it
+            out.append("budget-cut" if epochs > 0 else "never-trained")
         elif not (epochs > 0):
             out.append("never-trained" if r["status"] in pareto.FINISHED else "running")
         elif r["status"] not in pareto.FINISHED:

@@ -18,6 +18,7 @@ Ray is imported only inside ``run`` and ``resume``, after ``ray_env.connect`` ha
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -45,7 +46,14 @@ def trial_dirname(trial) -> str:
     return f"{trial.config.get('arch', 'trial')}_{trial.trial_id}"
 
 
-def run(args) -> int:
+RUN_ARGS = ("store", "space", "name", "storage_path", "num_samples", "max_epochs", "cpus_per_trial",
+            "gpus_per_trial", "seed", "time_budget_s", "max_concurrent", "max_failures", "repeats",
+            "price_per_hour", "objective", "cost")
+
+
+def run(args, restart: bool = False) -> int:
+    """``restart``: ``resume`` found no Tune state to restore (killed before Tune's first snapshot), so the
+    study starts again under its launch.json instead of refusing the name."""
     started = time.time()
     if args.num_samples < 1:
         raise UsageError("--num-samples must be >= 1")
@@ -71,45 +79,51 @@ def run(args) -> int:
     exists = UsageError(f"experiment {args.name!r} already exists at {path}; continue it with "
                         f"`python -m study resume --storage-path {args.storage_path} --name {args.name}` "
                         f"or choose another --name")
-    if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None:
+    if experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") is not None and not restart:
         raise exists  # before starting Ray: the common case answers at once
+    experiment.check_writable(path)
     connect(args.address)
     tune, CSVLogger, JsonLogger, scheduler_mod, progress, searcher_mod, trial_mod = _tune_parts()
-    if tune.Tuner.can_restore(path):
-        raise exists
+    # Tune state without a launch.json is a launch that died before Tune's first step: the name is free.
     local = "://" not in path
     launch = {"store": args.store, "store_hash": manifest["content_hash"], "spaces": args.space,
               "arches": arches, "num_samples": args.num_samples, "total_trials": total, "max_epochs": max_t,
               "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial,
               "seed": args.seed, "max_failures": args.max_failures, "max_concurrent": args.max_concurrent,
               "repeats": args.repeats, "price_per_hour": parse_price(args.price_per_hour),
-              "objective": args.objective, "cost": args.cost, "created": time.time()}
-    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)  # claims the name
+              "objective": args.objective, "cost": args.cost, "time_budget_s": args.time_budget_s,
+              "created": time.time(), "run_args": {k: getattr(args, k) for k in RUN_ARGS}}
+    snapshot = progress.TrialsSnapshot(path, launch)  # writes launch.json once Tune has saved its state
+    if local:
+        Path(path).mkdir(parents=True, exist_ok=True)  # optuna.db goes here before Tune starts
 
     scheduler = scheduler_mod.ArchASHA(epochs, metric=searcher_mod.METRIC, mode=searcher_mod.MODE)
     searcher = searcher_mod.ArchSearcher(
         spaces, args.num_samples, seed=args.seed or 0, study_name=args.name, overrides=overrides,
         storage_url=f"sqlite:///{path}/{experiment.OPTUNA_FILE}" if local else None,
         objective=args.objective, cost=args.cost, scheduler=scheduler)
+    if restart:
+        searcher.close_orphans()  # Optuna trials the killed first attempt asked belong to no trial now
     tuner = tune.Tuner(
-        trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial),
+        trial_mod.trainable(args.store, manifest["content_hash"], args.cpus_per_trial, args.gpus_per_trial, path),
         tune_config=tune.TuneConfig(
-            search_alg=searcher, num_samples=total, reuse_actors=True,
-            scheduler=scheduler,
-            max_concurrent_trials=args.max_concurrent, time_budget_s=args.time_budget_s,
+            search_alg=searcher, num_samples=total, reuse_actors=True, scheduler=scheduler,
+            max_concurrent_trials=args.max_concurrent,
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=tune.RunConfig(
             name=args.name, storage_path=args.storage_path if not local else str(Path(path).parent),
             verbose=0, callbacks=[scheduler_mod.StopReasons(scheduler), searcher_mod.CloseAtEnd(searcher),
-                                  progress.ProgressLine(total),
-                                  progress.TrialsSnapshot(path),
-                                  JsonLogger(), CSVLogger()],
+                                  progress.ProgressLine(total), snapshot, JsonLogger(), CSVLogger(),
+                                  *_budget(progress, args.time_budget_s, snapshot, searcher), _rebuild(scheduler),
+                                  _core_share(path, total, args.cpus_per_trial), _rerun_sync(searcher, args.name),
+                                  *_fault_hooks()],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
     aim = f"front of val_acc vs {args.cost}" if args.objective == "front" else "val_acc"
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}), aiming at {aim} "
           f"-> {path}", flush=True)
-    return _fit(tuner, path, started) | _repeat(path, launch)
+    slots = _slots(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, total)
+    return _fit(tuner, path, started, slots) | _repeat(path, launch)
 
 
 def _check_objective(args, spaces, manifest) -> None:
@@ -136,6 +150,40 @@ def _check_objective(args, spaces, manifest) -> None:
                              f"{', '.join(kinds)} (data_prep build --embeddings ...)")
 
 
+def _budget(progress, budget_s: float | None, snapshot, searcher) -> list:
+    """``--time-budget-s`` as our callback, not Tune's: the trials it cuts stay resumable, and Optuna is
+    told they were cut (budget-cut) before Tune saves its state. Always present (None: no budget) so that
+    ``resume --time-budget-s`` can set one."""
+    return [progress.TimeBudget(budget_s, snapshot, searcher)]
+
+
+def _rebuild(scheduler):
+    """On resume, the scheduler's rungs are rebuilt from the recorded results (Tune does not save them)."""
+    from study.search.rebuild import SchedulerRebuild
+
+    return SchedulerRebuild(scheduler)
+
+
+def _core_share(path: str, total: int, cpus_per_trial: float):
+    """Idle cores at the study's tail go to the trials still training (study/search/cores.py)."""
+    from study.search.cores import CoreShare
+
+    return CoreShare(path, total, cpus_per_trial)
+
+
+def _rerun_sync(searcher, name: str):
+    """Re-runs of errored or budget-cut trials reach optuna.db as new trials (study/search/optuna_sync.py)."""
+    from study.search.optuna_sync import RerunSync
+
+    return RerunSync(searcher, name)
+
+
+def _fault_hooks() -> list:
+    from study.search import faults
+
+    return faults.callbacks()
+
+
 def resume(args) -> int:
     started = time.time()
     path = experiment.experiment_path(args.storage_path, args.name)
@@ -143,18 +191,64 @@ def resume(args) -> int:
     missing = UsageError(f"no study {args.name!r} to resume at {path}")
     if launch is None:
         raise missing
+    if launch.get("closed"):
+        raise UsageError(f"study {args.name!r} was closed by `resume --keep-budget-cut`; nothing to resume")
+    _check_store(launch)
     launch = _with_repeats(path, launch, args.repeats)
+    if args.keep_budget_cut:
+        return _close(path, args.name, launch)
     connect(args.address)
     tune, *_, trial_mod = _tune_parts()
-    if not tune.Tuner.can_restore(path):
-        raise missing
+    if not tune.Tuner.can_restore(path) or not _has_snapshot(tune, path):
+        if "run_args" not in launch:
+            raise missing
+        print(f"study {args.name} was stopped before Tune's first snapshot: starting it again", flush=True)
+        run_args = {**launch["run_args"], "repeats": launch.get("repeats", 0)}  # resume --repeats counts
+        return run(argparse.Namespace(**run_args, address=args.address), restart=True)
     _repair_checkpoints(path)
+    from study.search.progress import TimeBudget
+
+    TimeBudget.for_resume(args.time_budget_s)  # the launch's budget does not cut the resumed study again
     tuner = tune.Tuner.restore(
         path, trial_mod.trainable(launch["store"], launch["store_hash"], launch["cpus_per_trial"],
-                                  launch["gpus_per_trial"]),
+                                  launch["gpus_per_trial"], path),
         resume_unfinished=True, resume_errored=True)
     print(f"resuming study {args.name} ({launch['total_trials']} trials) from {path}", flush=True)
-    return _fit(tuner, path, started) | _repeat(path, launch)
+    slots = _slots(launch["cpus_per_trial"], launch["gpus_per_trial"], launch.get("max_concurrent"),
+                   launch["total_trials"])
+    return _fit(tuner, path, started, slots) | _repeat(path, launch)
+
+
+def _has_snapshot(tune, path: str) -> bool:
+    """Whether Tune saved its experiment state (the trials) at least once."""
+    try:
+        tune.ExperimentAnalysis(path)
+    except ValueError:  # "No experiment snapshot file ... was found"
+        return False
+    return True
+
+
+def _check_store(launch: dict) -> None:
+    """The store must still be the one the study was launched with (every trial checks it too)."""
+    with reported_as_usage(store_mod.StoreError):
+        manifest = store_mod.read_manifest(launch["store"])
+        if manifest["content_hash"] != launch["store_hash"]:
+            raise store_mod.StoreError(f"store {launch['store']} changed since launch (hash "
+                                       f"{manifest['content_hash'][:12]}, launched with {launch['store_hash'][:12]})")
+        store_mod.verify(launch["store"])  # files edited under an unchanged manifest
+
+
+def _close(path: str, name: str, launch: dict) -> int:
+    """``resume --keep-budget-cut``: keep the trials the budget cut unrun and close the study, no Ray."""
+    from study.search import optuna_sync
+
+    cut = experiment.read_json(f"{path}/{experiment.BUDGET_FILE}") or {}
+    if "://" not in path:
+        optuna_sync.close_trials(f"sqlite:///{path}/{experiment.OPTUNA_FILE}", name, set(cut))
+    experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", {**launch, "closed": True})
+    print(f"study {name} closed: {len(cut)} trials cut by the time budget stay unrun "
+          f"({', '.join(sorted(cut)) or 'none'})", flush=True)
+    return 0
 
 
 # ------------------------------------------------------------------------- repeats and prices (repeats.py)
@@ -191,8 +285,12 @@ def _with_repeats(path: str, launch: dict, repeats: int | None) -> dict:
 
 
 def _repeat(path: str, launch: dict) -> int:
-    """After the search: the repeats of ``repeats.py``, then what they cost as a share of the study."""
+    """After the search: the repeats of ``repeats.py``, then what they cost as a share of the study. Not
+    while the time budget has cut trials: the front is not known until ``resume`` has trained them."""
     if not launch.get("repeats"):
+        return 0
+    if experiment.read_json(f"{path}/{experiment.BUDGET_FILE}"):
+        print("repeats wait until `study resume` has trained the trials the time budget cut", flush=True)
         return 0
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -224,9 +322,13 @@ def _repair_checkpoints(path: str) -> None:
     """Ray deletes a trial's previous checkpoint as soon as it registers the next one (num_to_keep) but
     uploads the experiment state in the background, so after a crash the saved state can name a checkpoint
     that is gone. Put the trial's newest checkpoint in its place: ours carry epoch, history and RNG state,
-    so the trial continues from the newer point instead of failing to restore."""
+    so the trial continues from the newer point instead of failing to restore. Beside it goes the epoch
+    Ray's metrics reached (``trial.REPORTED_FILE``): the trial first reports the epochs the checkpoint
+    holds beyond it, so its metrics match its checkpoint's epoch."""
     import pyarrow.fs as pafs
     from ray import tune
+
+    from study.search.trial import REPORTED_FILE
 
     for trial in tune.ExperimentAnalysis(path).trials:
         checkpoint = trial.checkpoint
@@ -241,31 +343,64 @@ def _repair_checkpoints(path: str) -> None:
         if found:
             fs.create_dir(missing, recursive=True)
             pafs.copy_files(found[-1], missing, source_filesystem=fs, destination_filesystem=fs)
+            with fs.open_output_stream(f"{missing}/{REPORTED_FILE}") as handle:
+                handle.write(json.dumps({"epoch": int((trial.last_result or {}).get("epoch", 0))}).encode())
             print(f"trial {trial.trial_id}: {missing.rsplit('/', 1)[1]} was deleted before the crash; "
                   f"continuing from {found[-1].rsplit('/', 1)[1]}", flush=True)
 
 
-def _fit(tuner, path: str, started: float) -> int:
+def _slots(cpus: float, gpus: float, max_concurrent: int | None, total: int) -> int:
+    """How many trials can train at once on the cluster Ray sees."""
+    import ray
+
+    have = ray.cluster_resources()
+    slots = int(have.get("CPU", 1) // cpus) if cpus else total
+    if gpus:
+        slots = min(slots, int(have.get("GPU", 0) // gpus))
+    return max(1, min(slots, max_concurrent or total, total))
+
+
+def _trained_s(path: str) -> float:
+    """Training seconds recorded so far (``train_time_s`` counts a resumed trial's earlier epochs too)."""
     from study.analysis.results import trials_frame
 
+    try:
+        frame = trials_frame(path)
+    except experiment.ExperimentError:
+        return 0.0
+    return float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+
+
+def _fit(tuner, path: str, started: float, slots: int) -> int:
+    from study.analysis.results import trials_frame
+
+    before = _trained_s(path)
     start = time.time()
     tuner.fit()
     wall = time.time() - start
     frame = trials_frame(path)
-    train_s = float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+    train_s = _trained_s(path) - before
     errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
-    # Ray's overhead at a glance: set-up (Ray start, connect) and the fit's wall time against training time.
+    cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
+    # Overhead at a glance: set-up (Ray start, connect), and the study's wall time against the ideal of
+    # this session's training time spread over the trials that can train at once (1.0 = no overhead).
+    ratio = f"x{wall / (train_s / slots):.2f}" if train_s > 0 else "n/a"
     print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s "
-          f"in total; {errored} errored", flush=True)
+          f"in total, {slots} at a time: overhead {ratio}; {errored} errored"
+          + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
     return 1 if errored else 0
 
 
 def status(args) -> int:
     from study.analysis.results import trials_frame
 
+    from study.analysis.table import stop_reasons
+
     frame = trials_frame(experiment.experiment_path(args.storage_path, args.name))
-    cols = ["trial_id", "arch", "status", "epochs", "val_acc", "test_acc", "train_time_s", "repeat_of", "node_id",
-            "gpu_ids"]
+    if len(frame):  # how each trial ended: finished, early-stopped (ASHA), budget-cut (resume trains it), ...
+        frame["stop_reason"] = stop_reasons(frame)
+    cols = ["trial_id", "arch", "status", "stop_reason", "epochs", "val_acc", "test_acc", "train_time_s",
+            "repeat_of", "node_id", "gpu_ids"]
     if len(frame):
         view = frame[[c for c in cols if c in frame]].copy()
         if "node_id" in view:
@@ -312,6 +447,10 @@ def add_resume_arguments(p) -> None:
     p.add_argument("--name", required=True, help="experiment name given to run")
     p.add_argument("--repeats", type=int, help="add repeats to a study run without them (see run --repeats)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
+    p.add_argument("--time-budget-s", type=float, help="stop this resumed session after this many seconds "
+                   "(the run's budget is not applied again)")
+    p.add_argument("--keep-budget-cut", action="store_true",
+                   help="do not train the trials --time-budget-s cut: close the study as it is (no Ray)")
 
 
 def add_status_arguments(p) -> None:

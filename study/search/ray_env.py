@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import sys
 
 from study.errors import UsageError, one_line
@@ -49,8 +50,21 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    if address and address != "auto":
+        _check_listening(address)
     try:
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  configure_logging=True, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {one_line(exc)}") from None
+
+
+def _check_listening(address: str, timeout_s: float = 5.0) -> None:
+    """Answer at once when nothing listens at ``address`` (``ray.init`` would retry for minutes)."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address must be HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"cannot connect to Ray at {address}: nothing answers there ({exc.strerror or exc})") from None

@@ -76,6 +76,19 @@ class ArchASHA(FIFOScheduler):
     def on_trial_error(self, controller, trial) -> None:
         self.on_trial_remove(controller, trial)
 
+    def replay(self, trial, rows: list[dict], finished: bool) -> None:
+        """Put a restored trial's recorded results back into its ASHA's rungs (``rebuild.SchedulerRebuild``:
+        Tune does not save the scheduler). The replay's decisions are ignored (they were acted on, or not,
+        before the crash); whether ASHA stopped the trial is read from ``MARK`` in the rows, as it was."""
+        asha = self._known(None, trial)
+        for row in rows:
+            if asha is not None:
+                asha.on_trial_result(None, trial, row)
+            if row.get(MARK):
+                self.stopped[trial.trial_id] = int(row.get("training_iteration", 0))
+        if finished and rows:
+            self.on_trial_complete(None, trial, rows[-1])
+
     def early_stopped(self, trial_id: str) -> bool:
         return trial_id in self.stopped
 

@@ -25,10 +25,13 @@ intermediate result):
                      ignore FAIL trials, so an unlucky cut teaches nothing
     never-trained    FAIL: removed before it reported an epoch
     failed           FAIL: the trial raised
-When the time budget runs out, Tune ends running and pending trials without calling the searcher;
-``CloseAtEnd`` (a Tune callback) tells Optuna about them at the end of the study, so none stays RUNNING.
-Each Optuna trial carries user attributes ``tune_trial_id`` and ``stop_reason`` (the same words as the
-report's ``stop_reason`` column), so ``optuna.load_study(...).trials`` says how each one ended.
+When the time budget runs out (``progress.TimeBudget``), the trials it cuts are told ``budget-cut``
+before Tune saves its state (``close_ended``); ``CloseAtEnd`` does the same for any trial still untold
+when a study ends, so none stays RUNNING. A trial told FAIL that Ray trains again (a resume re-runs an
+errored trial, or trains one the budget cut) gets its outcome mirrored as a new Optuna trial
+(``optuna_sync.RerunSync``, by the same mapping). Each Optuna trial carries user attributes
+``tune_trial_id`` (``optuna_sync.TAG``) and ``stop_reason`` (the same words as the report's
+``stop_reason`` column), so ``optuna.load_study(...).trials`` says how each one ended.
 
 Balanced coverage: keys a space marks ``compare`` get their values from ``spaces.balanced_assignments``,
 enqueued into the Optuna study before each ask (``study.enqueue_trial``); the sampler fills in the rest.
@@ -44,11 +47,11 @@ import math
 import pickle
 
 import optuna
-from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from study.search import optuna_sync
 from study.search import spaces as spaces_mod
 from study.search.objectives import METRIC, MODE, OBJECTIVES, objective_metrics  # noqa: F401 (re-exported)
 from study.train.config import TrainConfig
@@ -89,6 +92,7 @@ class ArchSearcher(Searcher):
                                      constant_liar=True),
                                  storage=self.storage, study_name=self.study_names[s.arch])
             for i, s in enumerate(spaces)}
+        self.ledger = optuna_sync.Ledger(self.storage, storage_url, self.study_names)  # optuna.db == Ray's trials
 
     @property
     def directions(self) -> int:
@@ -105,22 +109,27 @@ class ArchSearcher(Searcher):
             self._study(arch).enqueue_trial(balanced)  # the next ask takes these values, samples the rest
         config = {**self.fixed[arch], **self.searchers[arch].suggest(trial_id)}
         self.counts[arch] += 1
-        self.arch_of[trial_id], self.number_of[trial_id] = arch, number
+        self.arch_of[trial_id] = arch
         self.planned[trial_id] = TrainConfig.from_flat(config).epochs
-        self._set_attr(trial_id, "tune_trial_id", trial_id)
+        self.number_of[trial_id] = self.ledger.tag(arch, trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self.arch_of and METRIC in result:
+        if trial_id in self.arch_of and METRIC in result and not self.ledger.on_result(trial_id, result):
             self.searchers[self.arch_of[trial_id]].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self.arch_of or trial_id in self.told:
+        if trial_id not in self.arch_of or self.ledger.on_complete(trial_id, result, error):
+            return  # a re-run of a trial Optuna holds as FAIL: RerunSync mirrors its outcome
+        if trial_id in self.told:
             return
+        self._tell(trial_id, result, self.outcome(trial_id, result, error))
+
+    def _tell(self, trial_id: str, result: dict | None, reason: str) -> None:
+        """Tell Optuna how the trial ended, by the mapping of the module docstring."""
         self.told.add(trial_id)
         searcher = self.searchers[self.arch_of[trial_id]]
-        reason = self.outcome(trial_id, result, error)
-        self._set_attr(trial_id, "stop_reason", reason)
+        self._set_attr(trial_id, optuna_sync.STOP_REASON, reason)
         if reason == "finished":
             searcher.on_trial_complete(trial_id, result)
         elif reason == "early-stopped":
@@ -129,19 +138,31 @@ class ArchSearcher(Searcher):
             searcher.on_trial_complete(trial_id, None, error=False)  # no values -> PRUNED
         else:
             searcher.on_trial_complete(trial_id, None, error=True)  # -> FAIL
+            self.ledger.told_fail(trial_id)  # if Ray trains it again, RerunSync mirrors the outcome
 
     def close_ended(self, trials) -> None:
-        """Tell Optuna about trials Tune ended without telling the searcher: when ``--time-budget-s``
-        runs out, Tune marks running and pending trials TERMINATED and calls no ``on_trial_complete``."""
+        """Tell Optuna about trials that end without Tune telling the searcher: the ones ``--time-budget-s``
+        (``progress.TimeBudget``) or an interrupt leaves unfinished are ``budget-cut`` (``never-trained``
+        without an epoch) and FAIL until a resume trains them; a finished one not yet told by its outcome."""
         for trial in trials:
-            if trial.status in ("TERMINATED", "ERROR") and trial.trial_id not in self.told:
-                self.on_trial_complete(trial.trial_id, trial.last_result or None, error=trial.status == "ERROR")
+            tid = trial.trial_id
+            if tid not in self.arch_of or tid in self.told or tid in self.ledger.finished:
+                continue
+            result = trial.last_result or None
+            if trial.status in ("TERMINATED", "ERROR"):
+                self._tell(tid, result, self.outcome(tid, result, trial.status == "ERROR"))
+            else:
+                self._tell(tid, result, "budget-cut" if self._epoch(result) >= 1 else "never-trained")
+
+    @staticmethod
+    def _epoch(result: dict | None) -> int:
+        return int((result or {}).get("epoch") or (result or {}).get("training_iteration") or 0)
 
     def outcome(self, trial_id: str, result: dict | None, error: bool) -> str:
         """finished / early-stopped / budget-cut / never-trained / failed (see the module docstring)."""
         if error:
             return "failed"
-        epoch = int((result or {}).get("epoch") or (result or {}).get("training_iteration") or 0)
+        epoch = self._epoch(result)
         if epoch < 1:
             return "never-trained"
         if self.scheduler is not None and self.scheduler.early_stopped(trial_id):
@@ -172,21 +193,14 @@ class ArchSearcher(Searcher):
         self.close_orphans()
 
     def close_orphans(self) -> None:
-        """Optuna trials asked after Tune's last snapshot belong to no Tune trial: mark them FAIL so the
-        SQLite study (and optuna-dashboard) shows no trial running forever after a crash. Each suggestion
-        asks Optuna exactly once, so an architecture's first ``counts[arch]`` trial numbers are the ones
-        Tune knows; a RUNNING trial numbered beyond them is an orphan."""
-        if not self.storage_url:
-            return  # in-memory studies come back from the snapshot itself: no orphan can exist
-        for arch in self.study_names:
-            study = self._study(arch)
-            for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if frozen.number >= self.counts[arch]:
-                    study.tell(frozen.number, state=TrialState.FAIL)
+        """Optuna trials asked after Tune's last snapshot belong to no Tune trial: closed as FAIL
+        (``optuna_sync.Ledger.close_orphans``: the one rule, by the trial's tag)."""
+        self.ledger.close_orphans()
 
 
 class CloseAtEnd(tune.Callback):
-    """At the end of a study, ``ArchSearcher.close_ended``: no Optuna trial stays RUNNING after a time budget."""
+    """At the end of a study, ``ArchSearcher.close_ended``: no Optuna trial stays RUNNING (a safety net; the
+    time budget tells the trials it cuts before Tune saves its state, see ``progress.TimeBudget``)."""
 
     def __init__(self, searcher: ArchSearcher):
         self.searcher = searcher

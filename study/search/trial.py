@@ -9,6 +9,7 @@ embedding kinds) loads each kind once per worker: the cache is keyed on the kind
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -16,7 +17,9 @@ import ray
 from ray import tune
 
 from data_prep import store as store_mod
+from study.search import cores, faults
 
+REPORTED_FILE = "ray_reported_epoch.json"  # written by command._repair_checkpoints
 _STORES: dict[tuple[str, str, str | None], store_mod.Store] = {}  # one load per worker process and kind
 
 
@@ -32,7 +35,7 @@ def cached_store(uri: str, expected_hash: str, embedding: str | None = None) -> 
     return _STORES[key]
 
 
-def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
+def train_trial(config: dict, *, store_uri: str, store_hash: str, experiment_path: str | None = None) -> None:
     """Tune function trainable: config -> TrainConfig -> trainer.train, one report + checkpoint per epoch."""
     import torch
 
@@ -40,6 +43,7 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
     from study.train.config import TrainConfig
 
     cfg = TrainConfig.from_flat(config)
+    faults.fail_if_asked(config)
     store = cached_store(store_uri, store_hash, cfg.embedding_kind)
     context = ray.get_runtime_context()
     gpu_ids = [str(g) for g in ray.get_gpu_ids()]
@@ -48,11 +52,12 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
     threads = max(1, int(context.get_assigned_resources().get("CPU", 1)))
     tags = {"arch": cfg.arch, "embedding_kind": store.embedding_kind, "node_id": context.get_node_id(), "gpu_ids": gpu_ids, "pid": os.getpid()}
 
-    resume, resumed_from = None, 0
+    resume, resumed_from, replay = None, 0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             resume = trainer.load_checkpoint(folder)
+            replay = _unreported_epochs(folder, resume)
         resumed_from = int(resume.get("epoch", 0))
 
     def on_epoch(metrics: dict, get_state) -> None:
@@ -61,11 +66,30 @@ def train_trial(config: dict, *, store_uri: str, store_hash: str) -> None:
             trainer.save_checkpoint(get_state(), folder)
             tune.report({**metrics, **tags, "resumed_from": resumed_from},
                         checkpoint=tune.Checkpoint.from_directory(folder))
+        # Idle cores at the study's tail (study/search/cores.py): the next epoch may use more threads.
+        torch.set_num_threads(cores.threads_for(experiment_path, tune.get_context().get_trial_id(), threads))
 
+    for metrics in replay[:-1]:
+        tune.report({**metrics, **tags, "resumed_from": resumed_from})
+    if replay:  # the newest replayed epoch carries the checkpoint again, so Ray's state names it
+        on_epoch(replay[-1], lambda: resume)
     trainer.train(cfg, store, device=device, threads=threads, resume=resume, on_epoch=on_epoch)
 
 
-def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float):
+def _unreported_epochs(folder: str, state: dict) -> list[dict]:
+    """Epochs this checkpoint holds that Ray never recorded: ``study resume`` puts a newer checkpoint in
+    place of one Ray deleted before a crash and writes the epoch Ray's metrics had reached beside it
+    (``REPORTED_FILE``); the trial reports the missing epochs from the checkpoint's history first, so its
+    metrics always match its checkpoint's epoch."""
+    marker = os.path.join(folder, REPORTED_FILE)
+    if not os.path.exists(marker):
+        return []
+    with open(marker) as handle:
+        reported = int(json.load(handle)["epoch"])
+    return [dict(m) for m in state.get("history", []) if int(m["epoch"]) > reported]
+
+
+def trainable(store_uri: str, store_hash: str, cpus: float, gpus: float, experiment_path: str | None = None):
     """The trainable Tune runs: the trial function with its store and its resources."""
-    return tune.with_resources(tune.with_parameters(train_trial, store_uri=store_uri, store_hash=store_hash),
-                               {"cpu": cpus, "gpu": gpus})
+    return tune.with_resources(tune.with_parameters(train_trial, store_uri=store_uri, store_hash=store_hash,
+                                                    experiment_path=experiment_path), {"cpu": cpus, "gpu": gpus})

@@ -51,5 +51,7 @@ def test_stop_reasons_tell_asha_from_the_time_budget():
                                      "running", "running"]
     booleans = t.iloc[:3].assign(early_stopped=[False, True, False])  # a bool column, as from trials.json
     assert list(stop_reasons(booleans)) == ["finished", "early-stopped", "budget-cut"]
+    cut = t.iloc[:2].assign(status="BUDGET_CUT", epochs=[2, 0])  # cut by the resumable time budget
+    assert list(stop_reasons(cut)) == ["budget-cut", "never-trained"]
     older = t.drop(columns="early_stopped")  # a study from before the scheduler's mark
     assert list(stop_reasons(older))[:3] == ["finished", "stopped-short", "stopped-short"]

@@ -6,24 +6,12 @@ GPUs; trials ask for 0.5 GPU, so every trial gets a GPU id while the trainer fal
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from helpers import cleanup, free_port, leftovers, ray_env, run, start, status_json, study_cmd, wait_for, write_spaces
+from helpers import (RAY, cleanup, free_port, leftovers, node_count, ray_env, run, start, status_json, study_cmd,
+                     wait_for, write_spaces)
 
 pytestmark = pytest.mark.cluster
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def node_count(address: str, env: dict) -> int:
-    """Alive nodes, asked from a throwaway driver (uses the same token)."""
-    code = ("import ray; ray.init(address=%r, log_to_driver=False, configure_logging=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
 def test_two_node_cluster_with_token_auth_and_logical_gpus(synthetic_store, tmp_path):

@@ -122,11 +122,13 @@ def test_trials_the_time_budget_ended_are_told_at_the_end(tmp_path):
     for i in range(3):
         searcher.suggest(f"t{i}")
     searcher.on_trial_complete("t0", {"val_acc": 0.8, "train_time_s": 3.0, "epoch": 3})
-    # Tune marks the others TERMINATED when the budget runs out and calls no on_trial_complete
+    # progress.TimeBudget stops Tune with the others unfinished (Tune calls no on_trial_complete for them)
     ended = [SimpleNamespace(trial_id="t0", status="TERMINATED", last_result={"epoch": 3}),
-             SimpleNamespace(trial_id="t1", status="TERMINATED", last_result={"val_acc": 0.6, "epoch": 2}),
-             SimpleNamespace(trial_id="t2", status="TERMINATED", last_result={})]
+             SimpleNamespace(trial_id="t1", status="RUNNING", last_result={"val_acc": 0.6, "epoch": 2}),
+             SimpleNamespace(trial_id="t2", status="PENDING", last_result={})]
     searcher.close_ended(ended)
     states = [(t.state.name, t.user_attrs["stop_reason"])
               for t in optuna.load_study(study_name="b.cnn", storage=db).trials]
     assert states == [("COMPLETE", "finished"), ("FAIL", "budget-cut"), ("FAIL", "never-trained")]
+    # a resume trains them: their results do not reach the FAIL Optuna trials (RerunSync mirrors them)
+    assert searcher.ledger.on_result("t1", {"val_acc": 0.7}) and searcher.ledger.on_complete("t1", {}, False)

@@ -5,7 +5,6 @@ and token (see tests/helpers.py), and everything it started is killed by pid aft
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cleanup, ray_env, run, start, status_json, study_cmd, wait_for, write_spaces
+from helpers import cleanup, ray_env, results, run, start, status_json, study_cmd, wait_for, write_spaces
 from study.search.searcher import ArchSearcher
 from study.search.spaces import load_space
 
@@ -42,14 +41,6 @@ def test_arch_searcher_gives_exactly_k_per_space_and_survives_save_restore(tmp_p
 
     cnn = optuna.load_study(study_name="s.cnn", storage=db)
     assert [t.state.name for t in cnn.trials][:1] == ["COMPLETE"] and len(cnn.trials) == 3
-
-
-def results(storage: Path, name: str) -> list[dict]:
-    """Every result line the driver has written so far (one per trial epoch)."""
-    rows = []
-    for path in (storage / name).glob("*/result.json"):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
 
 
 @pytest.mark.slow
