@@ -19,15 +19,6 @@ RUN_KEYS = {"seed", "val_acc", "test_acc", "best_epoch", "majority_share", "curv
 
 
 @pytest.fixture(scope="module")
-def imdb_store(tmp_path_factory) -> str:
-    """A tiny real IMDB store (120 reviews, 16-d word2vec, at most 100 tokens)."""
-    out = tmp_path_factory.mktemp("diag") / "imdb60"
-    subprocess.run([sys.executable, "-m", "data_prep", "build", "--source", "imdb", "--per-class", "60",
-                    "--vector-size", "16", "--max-len", "100", "--out", str(out)], check=True, capture_output=True)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def mixed_store(tmp_path_factory) -> str:
     """A 3-class store (negative / mixed / positive) from the table script, built by ``--source table``."""
     folder = tmp_path_factory.mktemp("mixed")

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,15 +12,6 @@ from study.diagnosis import plan
 from study.diagnosis import probes, runs
 from study.train.config import TrainConfig
 from study.train.trainer import Session, train
-
-
-@pytest.fixture(scope="module")
-def imdb_store(tmp_path_factory) -> str:
-    """A tiny real IMDB store (120 reviews, 16-d word2vec, at most 100 tokens)."""
-    out = tmp_path_factory.mktemp("diag") / "imdb60"
-    subprocess.run([sys.executable, "-m", "data_prep", "build", "--source", "imdb", "--per-class", "60",
-                    "--vector-size", "16", "--max-len", "100", "--out", str(out)], check=True, capture_output=True)
-    return str(out)
 
 
 def baseline(**changes) -> TrainConfig:

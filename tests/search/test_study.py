@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
