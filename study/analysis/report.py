@@ -16,7 +16,8 @@ writes into ``--out``:
     pareto_<cost>.png/.svg  static plots (plots.py) of ``pareto.DEFAULT_PLOTS`` (``--all-plots``: every
                         cost), pareto.html (page.py): every cost, error bars, the constant predictor
     importance.png/.svg which hyperparameters matter per architecture (importance.py, Optuna's fANOVA)
-    summary.md          summary.py: the original study's table measured, embedding kind x frozen/fine-tuned,
+    summary.md          summary.py: the answer first (answer.py: the winner at each training budget with
+                        its paired test, published results beside the best), the original study's table measured, embedding kind x frozen/fine-tuned,
                         the fronts in words, noise, hyperparameter importance, failed and collapsed trials
 
 It works on a study that is still running or was interrupted: only finished trials (Ray status
@@ -36,7 +37,7 @@ import pandas as pd
 
 from study import experiment
 from data_prep import store as store_mod
-from study.analysis import importance, noise, pareto
+from study.analysis import answer, importance, noise, pareto
 from study.analysis.hypervolume import all_hypervolumes
 from study.analysis.page import write_page
 from study.analysis.plots import plot_front
@@ -48,11 +49,12 @@ from study.errors import reported_as_usage
 
 def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None, *, splits: noise.Splits | None = None,
                  predictions: dict | None = None, launch: dict | None = None,
-                 all_plots: bool = False) -> dict[str, Path]:
+                 all_plots: bool = False, manifest: dict | None = None) -> dict[str, Path]:
     """Write every report file into ``out_dir``; returns {name: path}. ``diagnosis_path`` defaults to
     ``out_dir/diagnosis.md`` (linked from summary.md when it exists). ``splits``: the store's evaluation
     splits (default: guessed from the trials); ``predictions``: {trial_id: best-epoch predictions}
-    (``results.load_predictions``) for the paired tests; ``launch``: the study's launch.json (price)."""
+    (``results.load_predictions``) for the paired tests; ``launch``: the study's launch.json (price);
+    ``manifest``: the store's manifest (its corpus and split sizes, for the published anchors)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     launch = launch or {}
@@ -88,9 +90,10 @@ def write_report(frame: pd.DataFrame, out_dir, diagnosis_path=None, *, splits: n
     weights = importance.compute(searched)
     files.update(importance.write_plot(weights, out_dir))
     files["summary.md"] = out_dir / "summary.md"
+    opening = answer.markdown(configs, answer.cost_ladder(configs, predictions or {}), manifest)
     files["summary.md"].write_text(summary_markdown(configs, {c: fronts[c] for c in plotted}, diagnosis, out_dir,
                                                     noise=noise_section(t, configs, tests, splits),
-                                                    importance=weights))
+                                                    importance=weights, answer=opening))
     return files
 
 
@@ -141,13 +144,14 @@ def main(args: argparse.Namespace) -> int:
     frame = trials_frame(path)
     launch = experiment.read_json(f"{path}/{experiment.LAUNCH_FILE}") or {}
     try:
-        splits = noise.Splits.from_manifest(store_mod.read_manifest(launch["store"]))
+        manifest = store_mod.read_manifest(launch["store"])
+        splits = noise.Splits.from_manifest(manifest)
     except (KeyError, store_mod.StoreError, OSError):
-        splits = None       # the store moved or is gone: balanced classes are assumed (said in pareto.json)
+        manifest = splits = None  # the store moved or is gone: balanced classes are assumed (said in pareto.json)
     predictions = load_predictions(path, frame["trial_id"]) if len(frame) else {}
     with reported_as_usage(ValueError):
         files = write_report(frame, args.out, args.diagnosis, splits=splits, predictions=predictions,
-                             launch=launch, all_plots=args.all_plots)
+                             launch=launch, all_plots=args.all_plots, manifest=manifest)
     counts = ", ".join(f"{k} {v}" for k, v in frame["status"].value_counts().items()) if len(frame) else ""
     print(f"report of {len(frame)} trials ({counts}) -> {args.out}: {', '.join(sorted(files))}")
     return 0

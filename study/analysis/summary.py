@@ -218,7 +218,8 @@ def importance_section(result) -> list[str]:
 
 
 def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: Path | None,
-                     out_dir: Path, noise: list[str] | None = None, importance=None) -> str:
+                     out_dir: Path, noise: list[str] | None = None, importance=None,
+                     answer: list[str] | None = None) -> str:
     counts = t["status"].value_counts()
     status = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
     ended = ", ".join(f"{k} {v}" for k, v in t["stop_reason"].value_counts().items())
@@ -228,7 +229,7 @@ def summary_markdown(t: pd.DataFrame, fronts: dict[str, list[str]], diagnosis: P
           *([f"**{int(t['collapsed'].sum())} trials collapsed to one class** (see Collapsed trials "
              "below).", ""] if t["collapsed"].any() else []),
           "Accuracy is **selected on validation** (`val_acc`: best trial per architecture, Pareto "
-          "fronts); **test accuracy** (`test_acc`) is reported beside it.", "",
+          "fronts); **test accuracy** (`test_acc`) is reported beside it.", "", *(answer or []),
           "## Best trial per architecture (the original study's table, measured)", "", original_table(t),
           "Samples/s is training throughput; cost `train_s_per_1k_samples` = 1000 / samples_per_s.", "",
           "## Embedding kind x frozen vs fine-tuned", "",
