@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from data_prep.store import PAD_ID
 from study.train.config import TrainConfig
@@ -216,8 +215,10 @@ class LSTMClassifier(nn.Module):
         m = cfg.model
         self.embedding, self.padding, self.readout = embedding, cfg.padding, m.readout
         self.bidirectional = m.bidirectional
-        self.lstm = nn.LSTM(embedding.embedding_dim, m.hidden_size, m.num_layers, batch_first=True,
-                            dropout=m.dropout if m.num_layers > 1 else 0.0, bidirectional=m.bidirectional)
+        between = m.dropout if m.num_layers > 1 else 0.0
+        self.lstm = (DenseBiLSTM(embedding.embedding_dim, m.hidden_size, m.num_layers, between)
+                     if m.bidirectional else
+                     nn.LSTM(embedding.embedding_dim, m.hidden_size, m.num_layers, batch_first=True, dropout=between))
         self.min_width = 1
         self.dropout = nn.Dropout(m.dropout)
         self.fc = nn.Linear(m.hidden_size * (2 if m.bidirectional else 1), num_classes)
@@ -225,20 +226,19 @@ class LSTMClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
         if self.readout == "last_step":
-            out, _ = self.lstm(embed_unique(self.embedding, ids, gpu_style(self, ids)))  # (B, T, H*dirs)
+            out = self.lstm(embed_unique(self.embedding, ids, gpu_style(self, ids)))  # (B, T, H*dirs)
+            out = out[0] if isinstance(out, tuple) else out  # nn.LSTM returns (out, state)
             return self.fc(self.dropout(out[:, -1]))  # the original study's read: after T - L pad steps when post-padded
         if self.padding == "pre":
             ids = left_align(ids, lengths)  # exact readouts start the LSTM at the first real token
         x = embed_unique(self.embedding, ids, gpu_style(self, ids))  # (B, T, D), post-padded
         width = x.shape[1]
         if self.bidirectional:
-            # The backward direction must start at each true end: packing does that.
-            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out_packed, (h_n, _) = self.lstm(packed)
+            out = self.lstm(x, lengths)  # (B, T, 2H): both directions start at the text's own ends
             if self.readout == "final_state":
-                dirs = 2 if self.bidirectional else 1
-                return self.fc(self.dropout(torch.cat(list(h_n[-dirs:]), dim=1)))  # (B, H*dirs)
-            out, _ = pad_packed_sequence(out_packed, batch_first=True, total_length=width)
+                hidden = out.shape[2] // 2
+                ends = out[torch.arange(out.shape[0], device=out.device), lengths - 1, :hidden]
+                return self.fc(self.dropout(torch.cat([ends, out[:, 0, hidden:]], dim=1)))  # (B, 2H)
         else:
             # Unidirectional over post-padded input: a dense LSTM is 4-8x faster than packing on the CPU,
             # needs no lengths.cpu() sync on CUDA, and pads after the true end cannot affect earlier outputs.
@@ -252,6 +252,40 @@ class LSTMClassifier(nn.Module):
         else:  # mean
             feature = (out * valid).sum(dim=1) / lengths.unsqueeze(1).to(out.dtype)
         return self.fc(self.dropout(feature))
+
+
+class DenseBiLSTM(nn.Module):
+    """A bidirectional LSTM over post-padded input, without packing: ``forward(x, lengths) -> (B, T, 2H)``.
+
+    Each layer is two dense unidirectional ``nn.LSTM``s; the backward one reads every row's real tokens in
+    reverse (its pads stay after them), and its outputs are put back in text order. Pads after a row's end
+    never reach a real position's output in either direction, as with packing, but each direction is one
+    dense kernel call: on the CPU packing made a 2 x 128 bidirectional LSTM several times slower than the
+    two dense passes. ``lengths=None`` reverses the full padded width: ``nn.LSTM(bidirectional=True)``
+    over the padded batch, which the original study's ``last_step`` readout reads.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float):
+        super().__init__()
+        sizes = [input_size] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
+        self.backward_layers = nn.ModuleList(nn.LSTM(n, hidden_size, batch_first=True) for n in sizes)
+        self.between = nn.Dropout(dropout)  # between layers, as nn.LSTM's ``dropout``
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        steps = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, T)
+        if lengths is None:
+            order = (x.shape[1] - 1 - steps).expand(x.shape[0], -1)
+        else:
+            ends = lengths.unsqueeze(1) - 1  # (B, 1)
+            order = torch.where(steps <= ends, ends - steps, steps)  # (B, T): reverse the text, keep the pads
+        def reverse(y):  # its own inverse
+            return y.gather(1, order.unsqueeze(2).expand(-1, -1, y.shape[2]))
+        for i, (ahead, back) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i:
+                x = self.between(x)
+            x = torch.cat([ahead(x)[0], reverse(back(reverse(x))[0])], dim=2)
+        return x
 
 
 class FastText(nn.Module):
@@ -307,8 +341,13 @@ def count_params(model: nn.Module) -> dict:
     tables = [m for m in model.modules() if isinstance(m, nn.Embedding)]
     embedding = sum(m.weight.numel() for m in tables)
     layers = []
+    inside_bi = set()
     for module in model.modules():
-        if any(module is t for t in tables) or next(module.children(), None) is not None:
+        if isinstance(module, DenseBiLSTM):  # one layer = its two directions, as nn.LSTM counts them
+            layers.extend(sum(p.numel() for p in f.parameters()) + sum(p.numel() for p in b.parameters())
+                          for f, b in zip(module.forward_layers, module.backward_layers))
+            inside_bi.update(id(m) for m in module.modules())
+        if id(module) in inside_bi or any(module is t for t in tables) or next(module.children(), None) is not None:
             continue
         if isinstance(module, nn.RNNBase):
             # One nn.LSTM holds all layers; count each layer (both directions) as the original study's table did.

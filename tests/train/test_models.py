@@ -188,3 +188,27 @@ def test_embedding_pad_row_is_zero_and_sparse_when_fine_tuned():
     assert not faithful.embedding.sparse  # the original study's dense update
     frozen = model_for("lstm", freeze_embeddings=True)
     assert not frozen.embedding.weight.requires_grad
+
+
+def test_dense_bidirectional_lstm_is_the_packed_one():
+    """Same weights: the dense two-pass LSTM gives nn.LSTM's packed outputs at every real step, and over the
+    full padded width when no lengths are given (the original study's read)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from torch import nn
+
+    from study.train.models import DenseBiLSTM
+
+    torch.manual_seed(0)
+    dense, ref = DenseBiLSTM(5, 4, 2, 0.0), nn.LSTM(5, 4, 2, batch_first=True, bidirectional=True)
+    for layer in range(2):
+        for direction, suffix in ((dense.forward_layers, ""), (dense.backward_layers, "_reverse")):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(direction[layer], f"{kind}_l0").data.copy_(getattr(ref, f"{kind}_l{layer}{suffix}"))
+    x, lengths = torch.randn(3, 7, 5), torch.tensor([7, 4, 1])
+    packed, _ = ref(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=7)
+    got = dense(x, lengths)
+    real = (torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(2)
+    torch.testing.assert_close(got * real, expected * real)
+    torch.testing.assert_close(dense(x), ref(x)[0])
