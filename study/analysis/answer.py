@@ -13,6 +13,7 @@ test predictions (``noise.compare``) says whether the winner's lead is distingui
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from study.analysis import format as fmt
@@ -70,11 +71,16 @@ def _acc(r) -> str:
             f" ({runs} run{'s' if runs != 1 else ''})")
 
 
-def _verdict(test: dict | None) -> str:
+def _verdict(test: dict | None, winner, other) -> str:
     if test is None:
         return "no other architecture trains within this budget"
     if test["p"] is None:
-        return "no paired test (predictions missing)"
+        # Without per-review predictions: two 95% intervals that do not overlap still tell the two apart
+        # (the reverse does not hold: overlapping intervals are not a finding of "no difference").
+        diff = float(winner["test_acc"]) - float(other["test_acc"])
+        apart = abs(diff) > float(winner.get("test_acc_ci95", np.nan)) + float(other.get("test_acc_ci95", np.nan))
+        return (f"{100 * diff:+.1f} points; no paired test "
+                f"(predictions missing): the 95% intervals {'do not overlap' if apart else 'overlap'}")
     lead = "lead within noise" if noise.within_noise(test["p"]) else "lead distinguishable from noise"
     return (f"{100 * test['diff']:+.1f} points [{100 * test['lo']:+.1f}, {100 * test['hi']:+.1f}], "
             f"{noise.p_text(test['p'])}: {lead}")
@@ -93,7 +99,7 @@ def ladder_markdown(rows: list[dict], cost: str = LADDER_COST) -> list[str]:
         span = fmt.short(r["budget"]) if r["low"] == r["budget"] else \
             f"{fmt.short(r['low'])}-{fmt.short(r['budget'])}"
         md.append(f"| {span} | {w['arch']} `{w['trial_id']}` ({fmt.fixed(w['val_acc'], 3)}) | "
-                  f"{_acc(w)} | {other[0]} | {other[1]} | {_verdict(r['test'])} |")
+                  f"{_acc(w)} | {other[0]} | {other[1]} | {_verdict(r['test'], w, o)} |")
     return md + [""]
 
 

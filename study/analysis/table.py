@@ -20,6 +20,7 @@ from study import experiment
 from study.analysis import format as fmt
 from study.analysis import pareto
 from study.train import metrics
+from study.train.config import NETWORK_ARCHS
 
 METRICS = ["val_acc", "test_acc", "macro_f1", "majority_share", "train_time_s", "epoch_time_s",
            "samples_per_s", "params_total", "params_trainable", "params_no_embedding",
@@ -44,6 +45,8 @@ def stop_reasons(t: pd.DataFrame) -> pd.Series:
     has_mark = MARK in t.columns
     marked = t[MARK].map(fmt.as_bool) if has_mark else pd.Series(None, index=t.index, dtype=object)
     planned = pd.to_numeric(t.get("config/epochs", pd.Series(np.nan, index=t.index)), errors="coerce")
+    if "arch" in t.columns:  # the linear baseline is one fit, whatever epochs `--max-epochs` wrote in its config
+        planned = planned.where(t["arch"].isin(NETWORK_ARCHS) | t["arch"].isna(), 1)
     out = []
     for i, r in t.iterrows():
         epochs = r["epochs"]

@@ -151,8 +151,21 @@ def inference_speed(model: LinearModel, reviews: list[np.ndarray]) -> dict:
             "infer_reviews_per_s": len(reviews) / seconds if reviews and seconds > 0 else float("nan")}
 
 
-def fit_and_score(cfg: TrainConfig, store: store_mod.Store) -> dict:
-    """One fit on the training split, scored on validation and test: the epoch's metrics."""
+def _predictions(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, list[int]]:
+    """{split}_{rows,labels,preds} in store row order, as the trainer writes them (plain lists: the
+    checkpoint state stays JSON-like)."""
+    out = {}
+    for split, (rows, labels, preds) in splits.items():
+        order = np.argsort(rows, kind="stable")
+        out.update({f"{split}_rows": rows[order].astype(np.int64).tolist(),
+                    f"{split}_labels": labels[order].astype(np.int64).tolist(),
+                    f"{split}_preds": preds[order].astype(np.int64).tolist()})
+    return out
+
+
+def fit_and_score(cfg: TrainConfig, store: store_mod.Store) -> tuple[dict, dict]:
+    """One fit on the training split, scored on validation and test: the epoch's metrics, and the per-review
+    predictions behind them (the report's paired tests)."""
     train_rows, val_rows, test_rows = (store.indices(s) for s in store_mod.SPLITS)
     if len(train_rows) == 0:
         raise ValueError("the store has no training rows")
@@ -166,13 +179,16 @@ def fit_and_score(cfg: TrainConfig, store: store_mod.Store) -> dict:
     eval_s = time.perf_counter() - t0
     val_labels, test_labels = store.labels[val_rows], store.labels[test_rows]
     val_acc = float((val_logits.argmax(axis=1) == val_labels).mean()) if len(val_rows) else float("nan")
-    return {"epoch": 1, "train_loss": cross_entropy(model.logits(train_ids), store.labels[train_rows]),
+    predictions = _predictions({"val": (val_rows, val_labels, val_logits.argmax(axis=1)),
+                                "test": (test_rows, test_labels, test_logits.argmax(axis=1))})
+    metrics = {"epoch": 1, "train_loss": cross_entropy(model.logits(train_ids), store.labels[train_rows]),
             "val_loss": cross_entropy(val_logits, val_labels), "val_acc": val_acc,
             **classification_metrics(test_labels, test_logits.argmax(axis=1), store.num_classes),
             "samples_per_s": len(train_rows) / fit_s, "epoch_time_s": fit_s, "train_time_s": fit_s,
             "eval_time_s": eval_s, **inference_speed(model, test_ids), **model.params(),
             "peak_rss_mb": peak_rss_mb(), "best_epoch": 1, "device": "cpu",
             "threads": 1}  # liblinear and the vectorizer run on one core
+    return metrics, predictions
 
 
 def train(cfg: TrainConfig, store: store_mod.Store, *, resume: dict | None = None,
@@ -181,7 +197,7 @@ def train(cfg: TrainConfig, store: store_mod.Store, *, resume: dict | None = Non
     """The trainer's contract for ``arch: linear``: a list holding the one fit's metrics."""
     if resume is not None and int(resume.get("epoch", 0)) >= 1:
         return [dict(m) for m in resume["history"]]  # the fit finished before the interruption
-    metrics = fit_and_score(cfg, store)
+    metrics, predictions = fit_and_score(cfg, store)
     history = [metrics]
     if log:
         log(f"fit 1/1 val_acc {metrics['val_acc']:.3f} test_acc {metrics['test_acc']:.3f} "
@@ -189,5 +205,6 @@ def train(cfg: TrainConfig, store: store_mod.Store, *, resume: dict | None = Non
             f"{metrics['params_total']:,} coefficients fit {metrics['train_time_s']:.2f}s "
             f"eval {metrics['eval_time_s']:.2f}s")
     if on_epoch:
-        on_epoch(metrics, lambda: {"epoch": 1, "history": [dict(metrics)], "config": cfg.to_flat()})
+        on_epoch(metrics, lambda: {"epoch": 1, "history": [dict(metrics)], "config": cfg.to_flat(),
+                                   "predictions": predictions})
     return history

@@ -320,7 +320,7 @@ def save_checkpoint(state: dict, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if state.get("predictions"):  # beside the checkpoint, readable with numpy alone (the report's paired tests)
         tmp = directory / (PREDICTIONS_FILE + ".tmp.npz")
-        np.savez(tmp, **{k: v.numpy() for k, v in state["predictions"].items()})
+        np.savez(tmp, **{k: np.asarray(v) for k, v in state["predictions"].items()})  # tensors or lists
         tmp.replace(directory / PREDICTIONS_FILE)
     tmp = directory / (CHECKPOINT_FILE + ".tmp")
     torch.save(state, tmp)

@@ -47,7 +47,10 @@ def test_a_missing_prediction_file_is_said_not_hidden():
     configs = _configs([("f1", "fasttext", 0.80, 0.80, 5.0), ("c1", "cnn", 0.83, 0.82, 15.0)])
     rows = answer.cost_ladder(configs, {})
     assert rows[1]["test"]["p"] is None
-    assert "no paired test (predictions missing)" in "\n".join(answer.ladder_markdown(rows))
+    md = "\n".join(answer.ladder_markdown(rows))
+    assert "+2.0 points; no paired test (predictions missing): the 95% intervals overlap" in md
+    apart = answer.ladder_markdown(answer.cost_ladder(configs.assign(test_acc_ci95=0.005), {}))
+    assert "the 95% intervals do not overlap" in "\n".join(apart)
 
 
 def test_anchors_only_for_their_corpus_with_the_splits_caveat():

@@ -55,3 +55,7 @@ def test_stop_reasons_tell_asha_from_the_time_budget():
     assert list(stop_reasons(cut)) == ["budget-cut", "never-trained"]
     older = t.drop(columns="early_stopped")  # a study from before the scheduler's mark
     assert list(stop_reasons(older))[:3] == ["finished", "stopped-short", "stopped-short"]
+    # the linear baseline is one fit: `study run --max-epochs 4` writes epochs 4 into its config too
+    one_fit = t.iloc[:1].assign(arch="linear", epochs=1, early_stopped=False)
+    assert list(stop_reasons(one_fit)) == ["finished"]
+    assert list(stop_reasons(one_fit.assign(arch="cnn"))) == ["budget-cut"]

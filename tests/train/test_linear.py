@@ -87,6 +87,9 @@ def test_checkpoint_is_plain_data_and_a_finished_fit_is_not_redone(binary_store,
     state = load_checkpoint(tmp_path)  # torch.load(weights_only=True): no pickled scikit-learn object
     assert saved and state["epoch"] == 1 and state["config"] == cfg.to_flat()
     json.dumps(state)
+    with np.load(tmp_path / "predictions.npz") as saved_predictions:  # the report's paired tests read these
+        right = saved_predictions["test_preds"] == saved_predictions["test_labels"]
+        assert len(right) == len(binary_store.indices("test")) and right.mean() == history[0]["test_acc"]
     resumed = train(cfg, binary_store, resume=state)
     assert resumed == history  # timings included: the metrics of the finished fit, not a new fit
 
