@@ -89,7 +89,8 @@ def _verdict(test: dict | None, winner, other) -> str:
 def ladder_markdown(rows: list[dict], cost: str = LADDER_COST) -> list[str]:
     if not rows:
         return [f"_No finished trial has both {pareto.ACCURACY} and {cost} yet._", ""]
-    md = [f"| {cost} | wins: the most accurate on validation at the top of the range (val) | its test acc ± 95% | best other "
+    md = [f"| {cost} | wins: the most accurate on validation at the top of the range (val) | its test acc ± 95% "
+          "| best other "
           "architecture within the budget (val) | its test acc ± 95% | winner - other on test, paired bootstrap |",
           "|---|---|---|---|---|---|"]
     for r in rows:
@@ -129,6 +130,7 @@ def markdown(configs: pd.DataFrame, rows: list[dict], manifest: dict | None) -> 
     return ["## The answer: which architecture wins at each training budget", "",
             "Each row is a range of training times (cheapest first) over which one architecture is the most "
             "accurate on validation (the training-time front), with its best configuration in the range beside "
-            "the best configuration of another architecture that trains within the same time. Test accuracies are means over a configuration's runs with 95% intervals "
-            "(noise.py); the last column is the paired bootstrap of their test predictions.", "",
+            "the best configuration of another architecture that trains within the same time. Test accuracies "
+            "are means over a configuration's runs with 95% intervals (noise.py); the last column is the "
+            "paired bootstrap of their test predictions.", "",
             *ladder_markdown(rows), *anchors_markdown(configs, manifest)]
