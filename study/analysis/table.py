@@ -58,8 +58,8 @@ def stop_reasons(t: pd.DataFrame) -> pd.Series:
             out.append("never-trained" if r["status"] in pareto.FINISHED else "running")
         elif r["status"] not in pareto.FINISHED:
             out.append("running")
-        elif pd.notna(marked[i]) and bool(marked[i]):  # np.bool_ when the column is all booleans
-            out.append("early-stopped")
+        elif pd.notna(marked[i]) and bool(marked[i]) and not epochs >= planned[i]:  # a one fit is never cut
+            out.append("early-stopped")  # (the mark is an np.bool_ when the column is all booleans)
         elif pd.isna(planned[i]) or epochs >= planned[i]:
             out.append("finished")
         else:

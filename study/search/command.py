@@ -73,7 +73,7 @@ def run(args, restart: bool = False) -> int:
     overrides = {"epochs": args.max_epochs} if args.max_epochs else {}
     if args.seed is not None:
         overrides["seed"] = args.seed
-    epochs = {s.arch: TrainConfig.from_flat({**s.fixed, **overrides, "arch": s.arch}).epochs for s in spaces}
+    epochs = {s.arch: TrainConfig.from_flat(s.fixed_with(overrides)).epochs for s in spaces}
     max_t = max(epochs.values())
     total = args.num_samples * len(spaces)
     exists = UsageError(f"experiment {args.name!r} already exists at {path}; continue it with "

@@ -76,7 +76,7 @@ class ArchSearcher(Searcher):
         self.order = [s.arch for s in spaces]
         self.per_space = per_space
         self.metrics = metrics
-        self.fixed = {s.arch: {**s.fixed, **overrides, "arch": s.arch} for s in spaces}
+        self.fixed = {s.arch: s.fixed_with(overrides) for s in spaces}
         self.counts = {arch: 0 for arch in self.order}
         self.arch_of: dict[str, str] = {}
         self.number_of: dict[str, int] = {}  # Tune trial id -> its Optuna trial number in its arch's study

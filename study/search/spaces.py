@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from study.train.config import ARCHS as ARCHES  # the architectures the trainer knows: one list
+from study.train.config import NETWORK_ARCHS
 TOP_KEYS = {"arch", "fixed", "search", "description", "compare"}
 PARAM_KEYS = {"float": {"type", "low", "high", "log", "step"},
               "int": {"type", "low", "high", "log", "step"},
@@ -60,6 +61,13 @@ class SearchSpace:
     path: str = ""
     description: str = field(default="", compare=False)
     compared: tuple[str, ...] = ()  # categorical keys every value of which gets an equal share of trials
+
+    def fixed_with(self, overrides: dict) -> dict:
+        """The space's fixed keys with ``study run``'s overrides (``--max-epochs``, ``--seed``) and its arch.
+        ``--max-epochs`` is for the networks' epoch loop: a one-fit architecture (linear) keeps its own."""
+        if self.arch not in NETWORK_ARCHS:
+            overrides = {k: v for k, v in overrides.items() if k != "epochs"}
+        return {**self.fixed, **overrides, "arch": self.arch}
 
     def corners(self) -> list[dict]:
         """Flat configs at the edges of the space (every low, every high, every choice) for validation."""

@@ -58,4 +58,5 @@ def test_stop_reasons_tell_asha_from_the_time_budget():
     # the linear baseline is one fit: `study run --max-epochs 4` writes epochs 4 into its config too
     one_fit = t.iloc[:1].assign(arch="linear", epochs=1, early_stopped=False)
     assert list(stop_reasons(one_fit)) == ["finished"]
+    assert list(stop_reasons(one_fit.assign(early_stopped=True))) == ["finished"]  # ASHA's STOP came after it
     assert list(stop_reasons(one_fit.assign(arch="cnn"))) == ["budget-cut"]

@@ -32,6 +32,10 @@ def test_shipped_spaces_load_and_cover_the_study():
 def test_linear_space_searches_the_baseline_with_one_fit_per_trial():
     space = load_space(ROOT / "search_spaces" / "linear.yaml")
     assert space.fixed["epochs"] == 1  # one report: nothing for early stopping to cut
+    # `study run --max-epochs 4` sets the networks' epochs; the one fit keeps its 1 (so ASHA leaves it alone)
+    assert space.fixed_with({"epochs": 4, "seed": 3}) == {**space.fixed, "seed": 3, "arch": "linear"}
+    cnn = load_space(ROOT / "search_spaces" / "cnn.yaml")
+    assert cnn.fixed_with({"epochs": 4})["epochs"] == 4
     assert set(space.params) == {"C", "ngram_max", "min_df", "sublinear_tf", "nb_scaling"}
     assert space.params["C"].log and set(space.params["nb_scaling"].choices) == {True, False}
     dists = optuna_distributions(space)
