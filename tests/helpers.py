@@ -221,10 +221,9 @@ def start_node(env: dict, log: Path, *, head_port: int | None = None, address: s
 
 def results(storage: Path, name: str) -> list[dict]:
     """Every result line the driver has written so far (one per trial epoch)."""
-    rows = []
-    for path in (storage / name).glob("*/result.json"):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
+    from study.search.rebuild import recorded_results
+
+    return [row for path in (storage / name).glob("*/result.json") for row in recorded_results(str(path.parent))]
 
 
 def assert_exact_study(storage: Path, name: str, env: dict, per_arch: dict[str, int]) -> list[dict]:

@@ -20,13 +20,17 @@ from ray import tune
 
 
 def recorded_results(trial_path: str | None) -> list[dict]:
-    """The results a trial reported, oldest first (the JSON logger's ``result.json``); [] when unreadable."""
+    """The results a trial reported, oldest first (the JSON logger's ``result.json``); [] when unreadable.
+
+    Only lines ended by a newline count: the last one may be half written (the driver is writing it, or was
+    killed while it did), and a result the logger has not finished is not a result yet."""
     if not trial_path or "://" in trial_path:
         return []  # remote storage: the rungs start empty, as Tune's own resume does
     path = Path(trial_path) / "result.json"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    complete = path.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 class SchedulerRebuild(tune.Callback):

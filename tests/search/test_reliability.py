@@ -94,6 +94,16 @@ def test_rerun_of_a_failed_trial_is_a_new_finished_optuna_trial(tmp_path):
     assert states == {"t0": "FAIL", "t1": "RUNNING", "t2": "FAIL"}
 
 
+def test_recorded_results_leave_out_a_half_written_line(tmp_path):
+    """A driver killed (or read) while the logger writes a line leaves it cut short: not a result yet."""
+    from study.search.rebuild import recorded_results
+
+    (tmp_path / "result.json").write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3, "train_loss": 0.85')
+    assert recorded_results(str(tmp_path)) == [{"epoch": 1}, {"epoch": 2}]
+    (tmp_path / "result.json").write_text('{"epoch": 1}\n')
+    assert recorded_results(str(tmp_path)) == [{"epoch": 1}]
+
+
 def test_resumed_scheduler_is_rebuilt_from_recorded_results(tmp_path):
     """ASHA after a resume decides as it would have without the interruption (Tune does not save it)."""
     from types import SimpleNamespace

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import cleanup, ray_env, run, start, status_json, study_cmd, wait_for, write_spaces
+from helpers import cleanup, ray_env, results, run, start, status_json, study_cmd, wait_for, write_spaces
 from study import experiment
 from study.errors import UsageError
 from study.search import command
@@ -57,13 +57,6 @@ def test_resume_repeats_is_recorded_once(tmp_path):
             command.parse_price(bad)
 
 
-def results(folder: Path) -> list[dict]:
-    rows = []
-    for path in folder.glob("*/result.json"):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
-
-
 @pytest.mark.slow
 def test_repeats_survive_a_killed_driver_and_are_no_search_trials(synthetic_store, tmp_path):
     env, storage = ray_env(), tmp_path / "exp"
@@ -73,7 +66,7 @@ def test_repeats_survive_a_killed_driver_and_are_no_search_trials(synthetic_stor
         args += ["--space", space]
     driver = start(study_cmd(*args), env, tmp_path / "run.log")
     try:
-        wait_for(lambda: results(storage / "rep" / "repeats"), 400, "the first repeat's result")
+        wait_for(lambda: results(storage / "rep", "repeats"), 400, "the first repeat's result")
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(timeout=30)
     finally:
