@@ -360,33 +360,38 @@ def _slots(cpus: float, gpus: float, max_concurrent: int | None, total: int) -> 
     return max(1, min(slots, max_concurrent or total, total))
 
 
-def _trained_s(path: str) -> float:
-    """Training seconds recorded so far (``train_time_s`` counts a resumed trial's earlier epochs too)."""
+def _worked_s(path: str) -> tuple[float, float]:
+    """Training and evaluation seconds recorded so far (a resumed trial's earlier epochs count too)."""
     from study.analysis.results import trials_frame
 
     try:
         frame = trials_frame(path)
     except experiment.ExperimentError:
-        return 0.0
-    return float(frame["train_time_s"].fillna(0).sum()) if "train_time_s" in frame else 0.0
+        return 0.0, 0.0
+    return tuple(float(frame[key].fillna(0).sum()) if key in frame else 0.0
+                 for key in ("train_time_s", "eval_time_s"))
 
 
 def _fit(tuner, path: str, started: float, slots: int) -> int:
     from study.analysis.results import trials_frame
 
-    before = _trained_s(path)
+    before = _worked_s(path)
     start = time.time()
     tuner.fit()
     wall = time.time() - start
     frame = trials_frame(path)
-    train_s = _trained_s(path) - before
+    train_s, eval_s = (after - earlier for after, earlier in zip(_worked_s(path), before))
     errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
     cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
-    # Overhead at a glance: set-up (Ray start, connect), and the study's wall time against the ideal of
-    # this session's training time spread over the trials that can train at once (1.0 = no overhead).
-    ratio = f"x{wall / (train_s / slots):.2f}" if train_s > 0 else "n/a"
-    print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s "
-          f"in total, {slots} at a time: overhead {ratio}; {errored} errored"
+    # Overhead at a glance: the study's wall time against the ideal of this session's trial work spread over
+    # the trials that can run at once (1.0 = no overhead). Over training and evaluation it is what Ray, trial
+    # start-up, checkpoints and idle slots add; over training alone, evaluation counts as overhead too.
+    def ratio(seconds: float) -> str:
+        return f"x{wall / (seconds / slots):.2f}" if seconds > 0 else "n/a"
+
+    print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s and "
+          f"evaluated {eval_s:.1f}s in total, {slots} at a time: overhead {ratio(train_s + eval_s)} "
+          f"({ratio(train_s)} over training alone); {errored} errored"
           + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
     return 1 if errored else 0
 

@@ -37,7 +37,7 @@ from sklearn.linear_model import LogisticRegression
 
 from data_prep import store as store_mod
 from study.train.config import TrainConfig
-from study.train.metrics import classification_metrics
+from study.train.metrics import classification_metrics, predictions_by_row
 
 THROUGHPUT_BATCH = 256
 LATENCY_REVIEWS = 1000  # batch-1 latency is the median over this many test reviews at most
@@ -151,18 +151,6 @@ def inference_speed(model: LinearModel, reviews: list[np.ndarray]) -> dict:
             "infer_reviews_per_s": len(reviews) / seconds if reviews and seconds > 0 else float("nan")}
 
 
-def _predictions(splits: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, list[int]]:
-    """{split}_{rows,labels,preds} in store row order, as the trainer writes them (plain lists: the
-    checkpoint state stays JSON-like)."""
-    out = {}
-    for split, (rows, labels, preds) in splits.items():
-        order = np.argsort(rows, kind="stable")
-        out.update({f"{split}_rows": rows[order].astype(np.int64).tolist(),
-                    f"{split}_labels": labels[order].astype(np.int64).tolist(),
-                    f"{split}_preds": preds[order].astype(np.int64).tolist()})
-    return out
-
-
 def fit_and_score(cfg: TrainConfig, store: store_mod.Store) -> tuple[dict, dict]:
     """One fit on the training split, scored on validation and test: the epoch's metrics, and the per-review
     predictions behind them (the report's paired tests)."""
@@ -179,8 +167,11 @@ def fit_and_score(cfg: TrainConfig, store: store_mod.Store) -> tuple[dict, dict]
     eval_s = time.perf_counter() - t0
     val_labels, test_labels = store.labels[val_rows], store.labels[test_rows]
     val_acc = float((val_logits.argmax(axis=1) == val_labels).mean()) if len(val_rows) else float("nan")
-    predictions = _predictions({"val": (val_rows, val_labels, val_logits.argmax(axis=1)),
-                                "test": (test_rows, test_labels, test_logits.argmax(axis=1))})
+    # plain lists: the one-fit checkpoint state stays JSON-like
+    predictions = {key: values.tolist() for split, args in
+                   (("val", (val_rows, val_labels, val_logits.argmax(axis=1))),
+                    ("test", (test_rows, test_labels, test_logits.argmax(axis=1))))
+                   for key, values in predictions_by_row(split, *args).items()}
     metrics = {"epoch": 1, "train_loss": cross_entropy(model.logits(train_ids), store.labels[train_rows]),
             "val_loss": cross_entropy(val_logits, val_labels), "val_acc": val_acc,
             **classification_metrics(test_labels, test_logits.argmax(axis=1), store.num_classes),

@@ -1,4 +1,5 @@
-"""Metric keys, classification metrics, the collapse rule and the trial's peak memory: one definition each.
+"""Metric keys, classification metrics, the collapse rule, the per-review predictions' layout and the trial's
+peak memory: one definition each.
 
     metrics = classification_metrics(labels, preds, num_classes)   # accuracy, macro F1, recall, histogram
     is_collapsed(test_acc=0.34, majority_share=0.97, num_classes=3)  # True
@@ -64,6 +65,15 @@ def classification_metrics(labels: np.ndarray, preds: np.ndarray, num_classes: i
     return {"test_acc": float(tp.sum() / n) if len(labels) else float("nan"),
             "macro_f1": float(f1.mean()), "recall": [float(r) for r in recall],
             "pred_hist": [int(c) for c in predicted], "majority_share": float(predicted.max() / n)}
+
+
+def predictions_by_row(split: str, rows: np.ndarray, labels: np.ndarray, preds: np.ndarray) -> dict:
+    """One split's per-review predictions as every training path stores them: ``{split}_rows``,
+    ``{split}_labels``, ``{split}_preds`` (int64), sorted by store row, so that two trials' predictions pair
+    up row by row in the report's paired tests."""
+    order = np.argsort(rows, kind="stable")
+    return {f"{split}_{name}": np.asarray(values)[order].astype(np.int64)
+            for name, values in (("rows", rows), ("labels", labels), ("preds", preds))}
 
 
 _CLEAR_REFS = "/proc/self/clear_refs"

@@ -12,11 +12,11 @@ memory is reset when training starts. Every epoch reports the best epoch so far 
 are written beside it as ``predictions.npz``.
 
 Training batches are length-bucketed (see batches.py) and reshuffled every epoch; evaluation runs in sorted
-batches under ``torch.inference_mode``. Fine-tuned embeddings get sparse gradients and SparseAdam (only
-the rows in a batch are touched); all other parameters get Adam/AdamW, with optional clipping of their
-global norm (the embedding's sparse rows are not clipped). CUDA runs under autocast (bf16, or fp16 with
-a GradScaler). On the CPU a run is seeded and deterministic for a fixed thread count, and a run resumed
-from ``get_state()`` after epoch k produces exactly the metrics of an uninterrupted run.
+batches under ``torch.inference_mode``. Fine-tuned embeddings get sparse gradients and ``row_adam.RowAdam``
+(SparseAdam's update: only the rows in a batch are touched); all other parameters get Adam/AdamW, with
+optional clipping of their global norm (the embedding's sparse rows are not clipped). CUDA runs under autocast
+(bf16, or fp16 with a GradScaler). On the CPU a run is seeded and deterministic for a fixed thread count, and a
+run resumed from ``get_state()`` after epoch k produces exactly the metrics of an uninterrupted run.
 
 ``faithful=True`` reproduces the original study: softmax before CrossEntropyLoss (train and validation loss), every
 review padded (post) to the store's longest, one dense Adam over all parameters including the 500-d
@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from data_prep import store as store_mod
 from study.train.batches import Batcher
 from study.train.config import TrainConfig
-from study.train.metrics import classification_metrics, peak_rss_mb, reset_peak_rss
+from study.train.metrics import classification_metrics, peak_rss_mb, predictions_by_row, reset_peak_rss
 from study.train.models import build_model, count_params
+from study.train.row_adam import RowAdam
 
 EVAL_BATCH = 128
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -82,7 +83,7 @@ class Session:
         fused = {"fused": True} if device.type == "cuda" and dense else {}
         self.optimizers = [dense_cls(dense, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)]
         if sparse:
-            self.optimizers.append(torch.optim.SparseAdam(sparse, lr=cfg.lr))
+            self.optimizers.append(RowAdam(sparse, lr=cfg.lr))
         self.amp_dtype = None
         if device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -227,12 +228,8 @@ class _Best:
     def of(epoch: int, val: Evaluation, test: Evaluation, num_classes: int) -> "_Best":
         metrics = {"val_acc": val.accuracy, **classification_metrics(test.labels, test.preds, num_classes),
                    "best_epoch": epoch}
-        predictions = {}
-        for split, ev in (("val", val), ("test", test)):
-            order = np.argsort(ev.rows, kind="stable")
-            predictions.update({f"{split}_rows": torch.from_numpy(ev.rows[order].astype(np.int64)),
-                                f"{split}_labels": torch.from_numpy(ev.labels[order].astype(np.int64)),
-                                f"{split}_preds": torch.from_numpy(ev.preds[order].astype(np.int64))})
+        predictions = {key: torch.from_numpy(values) for split, ev in (("val", val), ("test", test))
+                       for key, values in predictions_by_row(split, ev.rows, ev.labels, ev.preds).items()}
         return _Best(metrics, predictions)
 
     def improved_by(self, val: Evaluation) -> bool:
