@@ -129,6 +129,24 @@ def test_fast_cnn_matches_conv1d_in_values_and_gradients(side, frozen):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("side,frozen", [("post", False), ("pre", False), ("post", True)])
+def test_deep_cnn_first_layer_from_distinct_words_matches_conv1d(side, frozen):
+    """Two conv layers: the CPU route (tap_conv for the first layer) against Conv1d on the embedded batch
+    (the CUDA route, forced here), in values and in every gradient, short reviews and padding included."""
+    model = model_for("cnn_deep", dropout=0.0, padding=side, freeze_embeddings=frozen, widths="2,3,5").train()
+    ids, lengths = pad(SEQS, 15, side)
+    results = []
+    for route in (False, True):
+        model.gpu_style = route
+        model.zero_grad()
+        out = model(ids, lengths)
+        (out * torch.arange(1.0, 4.0)).sum().backward()
+        results.append([out.detach()] + [p.grad.to_dense() for p in model.parameters() if p.requires_grad])
+    assert len(results[0]) == (15 if frozen else 16)  # logits, embedding unless frozen, 3 x 2 x 2 conv, 2 fc
+    for taps, conv in zip(*results):
+        torch.testing.assert_close(taps, conv, rtol=1e-4, atol=1e-5)
+
+
 def test_fast_cnn_backward_matches_autograd_at_search_space_sizes():
     """Many filters and windows (ties are then unlikely but row sums are long): gradients still agree."""
     from study.train.taps import window_max
