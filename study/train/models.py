@@ -26,7 +26,7 @@ from torch import nn
 
 from data_prep.store import PAD_ID
 from study.train.config import TrainConfig
-from study.train.taps import window_max
+from study.train.taps import tap_conv, window_max
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
@@ -66,21 +66,6 @@ def bag_sum(table: nn.Module, ids: torch.Tensor, mask: torch.Tensor, plain: bool
     counts.scatter_add_(1, where, mask.to(counts.dtype))
     vectors = table(words)  # (U, D)
     return counts.to(vectors.dtype) @ vectors
-
-
-def tap_conv(vectors: torch.Tensor, where: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
-    """``conv`` over the embedded batch, (B, T-w+1, F), from one product per distinct word: ``vectors @ taps``
-    ((U, D) x (D, w*F)), gathered per position (``where`` (B, T)) and its w taps added along time. Equal to
-    ``conv(embedding(ids).transpose(1, 2)).transpose(1, 2)``; autograd's backward then multiplies U rows,
-    not B*T (a batch of 50 reviews of 330 tokens holds about 3,000 distinct words)."""
-    filters, dim, width = conv.weight.shape
-    taps = conv.weight.permute(1, 2, 0).reshape(dim, width * filters)  # column k*F + i: tap k of filter i
-    y = (vectors @ taps)[where]  # (B, T, w*F)
-    n = where.shape[1] - width + 1
-    out = y[:, 0:n, 0:filters] + conv.bias
-    for k in range(1, width):
-        out = out + y[:, k:k + n, k * filters:(k + 1) * filters]
-    return out
 
 
 def left_align(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,11 @@ weight and word gradients are two sparse-dense products, B*F*sum(w)*D multiply-a
 dense ones over all B*T positions (and no (B, F, w, D) intermediate, no B*T-row sparse embedding gradient).
 
     tops = window_max(vectors, weight, where, lengths, widths=(3, 4, 5), filters=100)   # (B, 300)
+    h = tap_conv(vectors, where, conv)   # (B, T-w+1, F): a deeper CNN's first Conv1d layer, all windows
+
+``tap_conv`` is the same idea for the first layer of a multi-layer CNN, whose every window feeds the next
+layer: each tap's column block of ``Y`` is gathered per position and added, and the backward adds the
+windows' gradients into a dense (U, w*F) gradient of ``Y`` by index.
 
 ``vectors`` (U, D) are the distinct words' embeddings, ``where`` (B, T) the index of each position's word
 in ``vectors`` (post-padded; PAD's vector must be zero), ``weight`` (D, S) the taps (models.TapConv layout:
@@ -89,3 +94,43 @@ def window_max(vectors: torch.Tensor, weight: torch.Tensor, where: torch.Tensor,
                widths: tuple[int, ...], filters: int) -> torch.Tensor:
     """(B, len(widths)*F) max over each review's valid windows, pre-activation, no bias (module docstring)."""
     return _WindowMax.apply(vectors, weight, where, lengths, tuple(widths), int(filters))
+
+
+class _TapConv(torch.autograd.Function):
+    """Every window of a first conv layer from the distinct words' projections: (B, n, F), n = T - w + 1.
+    Each tap is gathered straight from ``y`` and the backward adds into (U, w*F) by index: no (B, T, w*F)
+    block and no zero-filled gradient per tap slice (what autograd over slices of a gathered ``y`` costs)."""
+
+    @staticmethod
+    def forward(ctx, vectors, taps, where, width):
+        filters = taps.shape[1] // width
+        y = vectors @ taps  # (U, w*F)
+        n = where.shape[1] - width + 1
+        out = y[:, 0:filters].index_select(0, where[:, 0:n].reshape(-1))  # (B*n, F) tap 0
+        for k in range(1, width):
+            out += y[:, k * filters:(k + 1) * filters].index_select(0, where[:, k:k + n].reshape(-1))
+        ctx.save_for_backward(vectors, taps, where)
+        ctx.width = width
+        return out.view(where.shape[0], n, filters)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        vectors, taps, where = ctx.saved_tensors
+        width, (batch, n, filters) = ctx.width, grad_out.shape
+        flat = grad_out.reshape(batch * n, filters)
+        grad_y = vectors.new_zeros(vectors.shape[0], width * filters)  # (U, w*F)
+        for k in range(width):  # tap k of window s saw the word at position s + k
+            grad_y[:, k * filters:(k + 1) * filters].index_add_(0, where[:, k:k + n].reshape(-1), flat)
+        grad_vectors = grad_y @ taps.t() if ctx.needs_input_grad[0] else None  # (U, D)
+        grad_taps = vectors.t() @ grad_y if ctx.needs_input_grad[1] else None  # (D, w*F)
+        return grad_vectors, grad_taps, None, None
+
+
+def tap_conv(vectors: torch.Tensor, where: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tensor:
+    """``conv`` over the embedded batch as (B, T-w+1, F), from one product per distinct word: ``vectors @
+    taps`` ((U, D) x (D, w*F)), each tap gathered per position (``where`` (B, T)) and added along time.
+    Equal to ``conv(embedding(ids).transpose(1, 2)).transpose(1, 2)``, in values and gradients; the weight
+    and word gradients then multiply U rows, not B*T (50 reviews of 330 tokens hold about 3,000 words)."""
+    filters, dim, width = conv.weight.shape
+    taps = conv.weight.permute(1, 2, 0).reshape(dim, width * filters)  # column k*F + i: tap k of filter i
+    return _TapConv.apply(vectors, taps, where, width) + conv.bias
