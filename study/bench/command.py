@@ -38,6 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--big-batch", type=int, default=BIG_BATCH, help="--gpu-suite: the large batch size")
     parser.add_argument("--out", help="--gpu-suite: also write gpu_bench.txt and gpu_bench.json here")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line (last)")
+    parser.add_argument("--plain-route", action="store_true", help="--preset: time the models' plain route "
+                        "(the one CUDA takes: Conv1d layers, a lookup per position) on this device, to compare")
     parser.add_argument("--profile", type=int, metavar="N", help="--preset: also print the N operators that took "
                         "the most CPU time (torch.profiler, warm-up steps included)")
 
@@ -89,7 +91,7 @@ def main(args) -> int:
     else:
         with _profiled(args.profile):
             result = bench(cfg, store, samples=args.samples or 1024, device=args.device, threads=args.threads,
-                           name=args.preset)
+                           name=args.preset, gpu_style=True if args.plain_route else None)
         if result["device"] == "cpu":
             # The machine's rate now, in this process: the best of before and after the timed steps.
             rate = max(before, matmul_rate()["gflops"])

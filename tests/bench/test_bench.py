@@ -111,3 +111,16 @@ def test_cli_bench_profile_prints_the_top_operators(synthetic_store):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "Self CPU" in out.stdout and json.loads(out.stdout.strip().splitlines()[-1])["preset"] == "fasttext"
+
+
+def test_cli_bench_plain_route_times_the_conv1d_route(synthetic_store):
+    """--plain-route swaps the CPU route (tap_conv for a deep CNN's first layer) for the plain one, same config."""
+    def profiled(*extra):
+        out = subprocess.run([sys.executable, "-m", "study", "bench", "--store", synthetic_store, "--preset", "cnn_kim",
+                              "--set", "conv_layers=2", "--set", "filters=8", "--samples", "16", "--batch-size", "8",
+                              "--threads", "1", "--profile", "200", *extra], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout, json.loads(out.stdout.strip().splitlines()[-1])
+    (taps, fast), (plain, slow) = profiled(), profiled("--plain-route")
+    assert "_TapConv" in taps and "_TapConv" not in plain
+    assert fast["mflop_per_token"] == slow["mflop_per_token"]
