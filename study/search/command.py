@@ -385,7 +385,8 @@ def _fit(tuner, path: str, started: float, slots: int) -> int:
     cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
     # Overhead at a glance: the study's wall time against the ideal of this session's trial work spread over
     # the trials that can run at once (1.0 = no overhead). Over training and evaluation it is what Ray, trial
-    # start-up, checkpoints and idle slots add; over training alone, evaluation counts as overhead too.
+    # start-up, the serving-speed measurement, checkpoints and idle slots add; over training alone,
+    # evaluation counts as overhead too.
     def ratio(seconds: float) -> str:
         return f"x{wall / (seconds / slots):.2f}" if seconds > 0 else "n/a"
 
