@@ -21,10 +21,8 @@ class Fanout:
     def __init__(self, address: str | None, cpus_per_task: float = 1.0):
         try:
             connect(address)
-        except UsageError:
-            raise
-        except Exception as exc:  # e.g. a local Ray that does not come up in time on a busy machine
-            raise UsageError(f"cannot start Ray ({one_line(exc)}); retry, or run without Ray: --in-process") from None
+        except UsageError as exc:  # e.g. a local Ray that does not come up in time on a busy machine
+            raise UsageError(f"{exc}; retry, or run without Ray: --in-process") from None
         import ray
 
         self._ray = ray

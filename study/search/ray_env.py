@@ -55,7 +55,7 @@ def connect(address: str | None) -> None:
     try:
         ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
                  configure_logging=True, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises a bare Exception when a node does not come up in time
         raise UsageError(f"cannot connect to Ray at {address or 'a new local instance'}: {one_line(exc)}") from None
 
 

@@ -6,6 +6,9 @@ settings are read, this test fails (the local instance refuses the driver, or ``
 """
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,28 @@ def test_a_study_run_as_a_user_types_it_keeps_its_token_private(synthetic_store,
     assert run(cmd, env, log, timeout=300) == 0, log.read_text()[-3000:]
     assert "1/1 done" in log.read_text()
     assert not (home / ".ray").exists()
+
+
+def test_a_ray_that_does_not_come_up_is_a_one_line_usage_error(tmp_path):
+    """Ray raises a bare ``Exception`` when its node misses its 30 s start-up limit (seen on a loaded machine);
+    a start that slow cannot be staged in a test, so the process below puts that exact exception in place of
+    ``ray.init`` and checks what ``connect`` makes of it."""
+    code = textwrap.dedent("""
+        import ray
+        from study.errors import UsageError
+        from study.search.ray_env import connect
+
+        def init(**kwargs):
+            raise Exception("The current node timed out during startup. This could happen because some of\\n"
+                            "the raylet failed to startup or the GCS has become overloaded.")
+        ray.init = init
+        try:
+            connect(None)
+        except UsageError as exc:
+            print("usage error:", exc)
+    """)
+    env = {**ray_env(), "PYTHONPATH": str(ROOT)}  # its RAY_AUTH_* settings let Ray be imported first
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("usage error: cannot connect to Ray at a new local instance: "
+                                                   "The current node timed out during startup"), done.stdout + done.stderr
