@@ -37,8 +37,8 @@ def _tune_parts():
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.search import progress, scheduler, searcher, trial
-    return tune, CSVLoggerCallback, JsonLoggerCallback, scheduler, progress, searcher, trial
+    from study.search import fit, progress, scheduler, searcher, trial
+    return tune, CSVLoggerCallback, JsonLoggerCallback, scheduler, progress, searcher, trial, fit
 
 
 def trial_dirname(trial) -> str:
@@ -83,7 +83,7 @@ def run(args, restart: bool = False) -> int:
         raise exists  # before starting Ray: the common case answers at once
     experiment.check_writable(path)
     connect(args.address)
-    tune, CSVLogger, JsonLogger, scheduler_mod, progress, searcher_mod, trial_mod = _tune_parts()
+    tune, CSVLogger, JsonLogger, scheduler_mod, progress, searcher_mod, trial_mod, fit = _tune_parts()
     # Tune state without a launch.json is a launch that died before Tune's first step: the name is free.
     local = "://" not in path
     launch = {"store": args.store, "store_hash": manifest["content_hash"], "spaces": args.space,
@@ -122,8 +122,8 @@ def run(args, restart: bool = False) -> int:
     aim = f"front of val_acc vs {args.cost}" if args.objective == "front" else "val_acc"
     print(f"study {args.name}: {total} trials ({args.num_samples} x {', '.join(arches)}), aiming at {aim} "
           f"-> {path}", flush=True)
-    slots = _slots(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, total)
-    return _fit(tuner, path, started, slots) | _repeat(path, launch)
+    slots = fit.slots(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, total)
+    return fit.fit(tuner, path, started, slots) | fit.then_repeats(path, launch)
 
 
 def _check_objective(args, spaces, manifest) -> None:
@@ -198,14 +198,14 @@ def resume(args) -> int:
     if args.keep_budget_cut:
         return _close(path, args.name, launch)
     connect(args.address)
-    tune, *_, trial_mod = _tune_parts()
+    tune, *_, trial_mod, fit = _tune_parts()
     if not tune.Tuner.can_restore(path) or not _has_snapshot(tune, path):
         if "run_args" not in launch:
             raise missing
         print(f"study {args.name} was stopped before Tune's first snapshot: starting it again", flush=True)
         run_args = {**launch["run_args"], "repeats": launch.get("repeats", 0)}  # resume --repeats counts
         return run(argparse.Namespace(**run_args, address=args.address), restart=True)
-    _repair_checkpoints(path)
+    fit.repair_checkpoints(path)
     from study.search.progress import TimeBudget
 
     TimeBudget.for_resume(args.time_budget_s)  # the launch's budget does not cut the resumed study again
@@ -214,9 +214,9 @@ def resume(args) -> int:
                                   launch["gpus_per_trial"], path),
         resume_unfinished=True, resume_errored=True)
     print(f"resuming study {args.name} ({launch['total_trials']} trials) from {path}", flush=True)
-    slots = _slots(launch["cpus_per_trial"], launch["gpus_per_trial"], launch.get("max_concurrent"),
-                   launch["total_trials"])
-    return _fit(tuner, path, started, slots) | _repeat(path, launch)
+    slots = fit.slots(launch["cpus_per_trial"], launch["gpus_per_trial"], launch.get("max_concurrent"),
+                      launch["total_trials"])
+    return fit.fit(tuner, path, started, slots) | fit.then_repeats(path, launch)
 
 
 def _has_snapshot(tune, path: str) -> bool:
@@ -282,119 +282,6 @@ def _with_repeats(path: str, launch: dict, repeats: int | None) -> dict:
     launch = {**launch, "repeats": repeats}
     experiment.write_json(f"{path}/{experiment.LAUNCH_FILE}", launch)
     return launch
-
-
-def _repeat(path: str, launch: dict) -> int:
-    """After the search: the repeats of ``repeats.py``, then what they cost as a share of the study. Not
-    while the time budget has cut trials: the front is not known until ``resume`` has trained them."""
-    if not launch.get("repeats"):
-        return 0
-    if experiment.read_json(f"{path}/{experiment.BUDGET_FILE}"):
-        print("repeats wait until `study resume` has trained the trials the time budget cut", flush=True)
-        return 0
-    from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    from study.analysis.results import trials_frame
-    from study.search import progress, repeats, trial
-
-    folder = f"{path}/{experiment.REPEATS_DIR}"
-    if tune.Tuner.can_restore(folder):
-        _repair_checkpoints(folder)
-
-    def callbacks(folder: str, total: int) -> list:
-        return [progress.ProgressLine(total), progress.TrialsSnapshot(folder), JsonLoggerCallback(),
-                CSVLoggerCallback()]
-
-    repeats.fit_repeats(path, launch, trial.trainable(launch["store"], launch["store_hash"],
-                                                      launch["cpus_per_trial"], launch["gpus_per_trial"]),
-                        callbacks)
-    frame = trials_frame(path)
-    spent = frame[["train_time_s", "eval_time_s"]].fillna(0).sum(axis=1) if len(frame) else frame
-    mine = frame["repeat_of"].notna() if len(frame) else frame
-    if len(frame) and spent.sum() > 0:
-        print(f"repeats: {int(mine.sum())} runs trained and evaluated {spent[mine].sum():.1f}s of the study's "
-              f"{spent.sum():.1f}s ({100 * spent[mine].sum() / spent.sum():.0f}%)", flush=True)
-    return int(bool((frame.loc[mine, "status"] == "ERROR").any())) if len(frame) else 0
-
-
-def _repair_checkpoints(path: str) -> None:
-    """Ray deletes a trial's previous checkpoint as soon as it registers the next one (num_to_keep) but
-    uploads the experiment state in the background, so after a crash the saved state can name a checkpoint
-    that is gone. Put the trial's newest checkpoint in its place: ours carry epoch, history and RNG state,
-    so the trial continues from the newer point instead of failing to restore. Beside it goes the epoch
-    Ray's metrics reached (``trial.REPORTED_FILE``): the trial first reports the epochs the checkpoint
-    holds beyond it, so its metrics match its checkpoint's epoch."""
-    import pyarrow.fs as pafs
-    from ray import tune
-
-    from study.search.trial import REPORTED_FILE
-
-    for trial in tune.ExperimentAnalysis(path).trials:
-        checkpoint = trial.checkpoint
-        if checkpoint is None:
-            continue
-        fs, missing = checkpoint.filesystem, checkpoint.path
-        if fs.get_file_info(missing).type != pafs.FileType.NotFound:
-            continue
-        trial_dir = missing.rsplit("/", 1)[0]
-        found = sorted(info.path for info in fs.get_file_info(pafs.FileSelector(trial_dir))
-                       if info.base_name.startswith("checkpoint_") and info.type == pafs.FileType.Directory)
-        if found:
-            fs.create_dir(missing, recursive=True)
-            pafs.copy_files(found[-1], missing, source_filesystem=fs, destination_filesystem=fs)
-            with fs.open_output_stream(f"{missing}/{REPORTED_FILE}") as handle:
-                handle.write(json.dumps({"epoch": int((trial.last_result or {}).get("epoch", 0))}).encode())
-            print(f"trial {trial.trial_id}: {missing.rsplit('/', 1)[1]} was deleted before the crash; "
-                  f"continuing from {found[-1].rsplit('/', 1)[1]}", flush=True)
-
-
-def _slots(cpus: float, gpus: float, max_concurrent: int | None, total: int) -> int:
-    """How many trials can train at once on the cluster Ray sees."""
-    import ray
-
-    have = ray.cluster_resources()
-    slots = int(have.get("CPU", 1) // cpus) if cpus else total
-    if gpus:
-        slots = min(slots, int(have.get("GPU", 0) // gpus))
-    return max(1, min(slots, max_concurrent or total, total))
-
-
-def _worked_s(path: str) -> tuple[float, float]:
-    """Training and evaluation seconds recorded so far (a resumed trial's earlier epochs count too)."""
-    from study.analysis.results import trials_frame
-
-    try:
-        frame = trials_frame(path)
-    except experiment.ExperimentError:
-        return 0.0, 0.0
-    return tuple(float(frame[key].fillna(0).sum()) if key in frame else 0.0
-                 for key in ("train_time_s", "eval_time_s"))
-
-
-def _fit(tuner, path: str, started: float, slots: int) -> int:
-    from study.analysis.results import trials_frame
-
-    before = _worked_s(path)
-    start = time.time()
-    tuner.fit()
-    wall = time.time() - start
-    frame = trials_frame(path)
-    train_s, eval_s = (after - earlier for after, earlier in zip(_worked_s(path), before))
-    errored = int((frame["status"] == "ERROR").sum()) if len(frame) else 0
-    cut = int((frame["status"] == "BUDGET_CUT").sum()) if len(frame) else 0
-    # Overhead at a glance: the study's wall time against the ideal of this session's trial work spread over
-    # the trials that can run at once (1.0 = no overhead). Over training and evaluation it is what Ray, trial
-    # start-up, the serving-speed measurement, checkpoints and idle slots add; over training alone,
-    # evaluation counts as overhead too.
-    def ratio(seconds: float) -> str:
-        return f"x{wall / (seconds / slots):.2f}" if seconds > 0 else "n/a"
-
-    print(f"done: set-up {start - started:.1f}s, study {wall:.1f}s wall; trials trained {train_s:.1f}s and "
-          f"evaluated {eval_s:.1f}s in total, {slots} at a time: overhead {ratio(train_s + eval_s)} "
-          f"({ratio(train_s)} over training alone); {errored} errored"
-          + (f"; {cut} cut by the time budget" if cut else ""), flush=True)
-    return 1 if errored else 0
 
 
 def status(args) -> int:

@@ -19,7 +19,7 @@ from ray import tune
 from data_prep import store as store_mod
 from study.search import cores, faults
 
-REPORTED_FILE = "ray_reported_epoch.json"  # written by command._repair_checkpoints
+REPORTED_FILE = "ray_reported_epoch.json"  # written by fit.repair_checkpoints
 _STORES: dict[tuple[str, str, str | None], store_mod.Store] = {}  # one load per worker process and kind
 
 
