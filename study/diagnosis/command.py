@@ -108,8 +108,10 @@ def main(args) -> int:
     per_sample = None if train_rows else _step_seconds(conds, base, store)
     runner = LocalRunner() if args.in_process else _fanout(args.address)
     try:
+        sizing = None
         if train_rows is None:
-            train_rows = _size(per_sample, base, store, budget_s, len(seeds), runner.workers, started)
+            sizing = _size(per_sample, conds, base, store, budget_s, len(seeds), runner.workers)
+            train_rows = sizing["rows"]
         sample = plan.subsample(store, train_rows, args.seed, test_cap)
         rows = {s: int(len(sample.indices(s))) for s in store_mod.SPLITS}
         _log(f"{runner.workers} worker(s); every run trains on {rows['train']:,} rows (valid {rows['valid']}, "
@@ -126,7 +128,7 @@ def main(args) -> int:
         "max_len": base["max_len"], "batch_size": base["batch_size"], "seeds": seeds, "smoke": args.smoke,
         "threads_per_run": 1, "workers": runner.workers, "ray": not args.in_process,
         "baseline_only": args.baseline_only, "budget_s": budget_s,
-        "elapsed_s": round(time.perf_counter() - started, 1), "baseline_config": base}
+        "elapsed_s": round(time.perf_counter() - started, 1), "sizing": sizing, "baseline_config": base}
     report["not_tested"] = _not_tested(args, base, report)
     (out / "diagnosis.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
     (out / "diagnosis.md").write_text(render(report))
@@ -168,15 +170,20 @@ def _step_seconds(conds: list[Condition], base: dict, store) -> list[float]:
     return per_sample + [per_sample[conds.index(first_fix)] if first_fix in conds else 0.0]
 
 
-def _size(per_sample: list[float], base: dict, store, budget_s: float, n_seeds: int, workers: int,
-          started: float) -> int:
-    """Training rows per run: the largest rung of the ladder that fits what is left of the budget."""
-    left = budget_s - (time.perf_counter() - started)
-    rows, wall = plan.size_runs(left, per_sample, n_seeds, base["epochs"], workers, len(store.indices("train")),
-                                len(store.indices("valid")), len(store.indices("test")))
-    _log(f"baseline {per_sample[0] * 1000:.1f} ms (CPU) per trained row on one thread; {rows:,} training rows "
-         f"per run fit: ~{wall / 60:.1f} min of runs on {workers} idle worker(s)")
-    return rows
+def _size(per_sample: list[float], conds: list[Condition], base: dict, store, budget_s: float, n_seeds: int,
+          workers: int) -> dict:
+    """Training rows per run: the largest rung of the ladder whose runs fit the budget, and how the choice
+    was made. Against the whole budget, not what start-up left of it, so that it depends on the measured
+    step times only: Ray's start takes seconds more or less from one run to the next."""
+    sizing = plan.size_runs(budget_s, per_sample, n_seeds, base["epochs"], workers, len(store.indices("train")),
+                            len(store.indices("valid")), len(store.indices("test")))
+    _log(f"baseline {per_sample[0] * 1000:.1f} ms (CPU) per trained row on one thread; {sizing.rows:,} training "
+         f"rows per run fit: ~{sizing.wall_s / 60:.1f} min of runs on {workers} idle worker(s)"
+         + ("; a close call: a rerun may pick the next rung (pin the rows with --train-rows)"
+            if sizing.close_call else ""))
+    names = [c.name for c in conds] + ["follow-up (if added)"]
+    return {"rows": sizing.rows, "estimated_s": round(sizing.wall_s, 1), "close_call": sizing.close_call,
+            "per_row_ms": {n: round(1000 * t, 2) for n, t in zip(names, per_sample)}}
 
 
 def _run_all(runner, conds: list[Condition], base: dict, seeds: list[int], spec: dict, num_classes: int,

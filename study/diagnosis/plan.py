@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ EVAL_COST = 0.35     # an evaluated row costs about a third of a trained one (fo
 BUDGET_SHARE = 0.8   # of the budget planned for the runs; the rest absorbs start-up and estimation error
 RUN_OVERHEAD_S = 3.0  # per run: store load (cached per worker), model set-up, the best-epoch state copies
 MIN_TRAIN_ROWS = 200
+STEP_NOISE = 0.05     # measured step times vary by about this much between runs of the same command
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def subsample(store: store_mod.Store, train_rows: int, seed: int, test_cap: int 
     return store.with_split_codes(codes)
 
 
-def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 4) -> float:
+def sample_seconds(flat: dict, store: store_mod.Store, steps: int = 8) -> float:
     """CPU seconds per trained row of this config on one thread: the fastest of a few timed steps, after
     two warm-up steps.
 
@@ -168,15 +170,25 @@ def run_seconds(per_sample_s: float, epochs: int, train_rows: int, valid_rows: i
     return per_sample_s * rows + RUN_OVERHEAD_S
 
 
+class Sizing(NamedTuple):
+    rows: int           # training rows per run
+    wall_s: float       # estimated wall seconds of all runs on the workers
+    close_call: bool    # within STEP_NOISE of fitting one rung more, or of not fitting this one
+
+
 def size_runs(budget_s: float, per_sample_s: list[float], runs_per_condition: int, epochs: int, workers: int,
-              full_train: int, valid_rows: int, test_rows: int) -> tuple[int, float]:
-    """(training rows per run, estimated wall seconds): the largest rung of the ladder whose runs (every
-    condition x seed) fit ``BUDGET_SHARE`` of the budget on ``workers`` parallel workers."""
+              full_train: int, valid_rows: int, test_rows: int) -> Sizing:
+    """The largest rung of the ladder whose runs (every condition x seed) fit ``BUDGET_SHARE`` of the budget
+    on ``workers`` parallel workers; ``close_call`` when step-time noise could move the choice by a rung."""
     def wall(rows: int) -> float:
         total = sum(run_seconds(s, epochs, rows, valid_rows, test_rows) for s in per_sample_s)
         return total * runs_per_condition / max(workers, 1)
 
+    planned = BUDGET_SHARE * budget_s
     ladder = row_ladder(full_train)
-    fitting = [n for n in ladder if wall(n) <= BUDGET_SHARE * budget_s]
+    fitting = [n for n in ladder if wall(n) <= planned]
     rows = fitting[-1] if fitting else ladder[0]
-    return rows, wall(rows)
+    above = ladder[ladder.index(rows) + 1] if rows != ladder[-1] else None
+    close = (fitting and wall(rows) > planned / (1 + STEP_NOISE)) or \
+        (above is not None and wall(above) < planned * (1 + STEP_NOISE))
+    return Sizing(rows, wall(rows), bool(close))

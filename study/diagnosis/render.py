@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from study.diagnosis.plan import STEP_NOISE
+
 SHAPE_SHORT = {"learned": "learned", "learned then collapsed": "collapsed after learning",
                "learned then fell back": "fell back after learning", "never learned": "never learned"}
 
@@ -62,7 +64,8 @@ def _evidence(r: dict) -> list[str]:
           f"the logits for the true class {spread.get('label_auc', float('nan')):.3f} (0.5 = unrelated to the "
           f"label; every seed: {aucs}).",
           f"- Readout: {pad['readout_on_pad_share']:.0%} of test reviews are read at a pad position, after a mean "
-          f"of {pad['mean_pad_steps_before_readout']:.0f} pad steps (mean length {pad['mean_length']:.0f}, "
+          f"of {pad['mean_pad_steps_when_on_pad']:.0f} pad steps ({pad['mean_pad_steps_before_readout']:.0f} over "
+          f"all test reviews; mean length {pad['mean_length']:.0f}, "
           f"padded width {pad['mean_width']:.0f}, {pad['padding']}-padding, readout {pad['readout']})."]
     if "skipped" not in grad:
         md.append(f"- Gradient reaching the embedded input (mean L2 norm per step): first {grad['edge_steps']} "
@@ -100,7 +103,10 @@ def _settings(r: dict) -> list[str]:
         f"one class and accuracy within {t['collapse_margin']} of chance.",
         f"- Intervals: one test accuracy on {n_test} reviews is known to about +/-{half:.3f} (95%, binomial); "
         "the seeds' spread is the [min-max] column. A second run of the same command on the same machine "
-        "reproduces every number when it picks the same training rows (pin them with --train-rows)."]
+        "reproduces every number when it picks the same training rows (pin them with --train-rows)"
+        + (f"; this one's choice of rows was a close call (its estimate within {STEP_NOISE:.0%} of a rung's edge), "
+           f"so a rerun may pick the next rung: --train-rows {s['sizing']['rows']} repeats this table."
+           if (s.get("sizing") or {}).get("close_call") else ".")]
 
 
 def render(r: dict) -> str:

@@ -124,8 +124,7 @@ def test_sizing_measures_every_condition_and_fits_the_budget(synthetic_store):
     conds = plan.conditions()
     per_sample = command._step_seconds(conds, base, store)
     assert len(per_sample) == len(conds) + 1 and all(s > 0 for s in per_sample)
-    import time
-
-    rows = command._size(per_sample, base, store, 600, 3, 2, time.perf_counter())
-    assert rows == len(store.indices("train"))  # a tiny store: every row fits
-    assert command._size(per_sample, base, store, 0.01, 3, 2, time.perf_counter()) == plan.row_ladder(rows)[0]
+    sizing = command._size(per_sample, conds, base, store, 600, 3, 2)
+    assert sizing["rows"] == len(store.indices("train"))  # a tiny store: every row fits
+    assert list(sizing["per_row_ms"])[:len(conds)] == [c.name for c in conds]
+    assert command._size(per_sample, conds, base, store, 0.01, 3, 2)["rows"] == plan.row_ladder(sizing["rows"])[0]

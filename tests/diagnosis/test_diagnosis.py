@@ -114,7 +114,7 @@ def test_sizing_picks_the_largest_rung_that_fits_and_shrinks_with_the_budget():
     assert ladder[0] == plan.MIN_TRAIN_ROWS and ladder[-1] == 3150 and ladder == sorted(ladder)
     per_sample = [0.008] * 12  # 12 conditions at 8 ms per trained row
     args = dict(runs_per_condition=3, epochs=3, workers=2, full_train=3150, valid_rows=350, test_rows=1500)
-    rows, wall = plan.size_runs(600, per_sample, **args)
+    rows, wall, _ = plan.size_runs(600, per_sample, **args)
     assert rows in ladder and wall <= plan.BUDGET_SHARE * 600
     bigger = ladder[ladder.index(rows) + 1]
     assert plan.size_runs(600, per_sample, **{**args, "full_train": bigger})[0] == bigger or \
@@ -122,6 +122,20 @@ def test_sizing_picks_the_largest_rung_that_fits_and_shrinks_with_the_budget():
     assert plan.size_runs(150, per_sample, **args)[0] < rows  # a smaller budget, fewer rows
     assert plan.size_runs(600, per_sample, **{**args, "workers": 8})[0] > rows  # a cluster, more rows
     assert plan.size_runs(1e6, per_sample, **args)[0] == 3150  # everything fits: all rows
+
+
+def test_sizing_says_when_step_time_noise_could_move_it_by_a_rung():
+    args = dict(runs_per_condition=3, epochs=3, workers=2, full_train=3150, valid_rows=350, test_rows=1500)
+    per_sample = [0.008] * 12
+    rows, wall, _ = plan.size_runs(600, per_sample, **args)
+    # A budget that this rung fills exactly, then one 10% roomier: only the first is a close call.
+    just = wall / plan.BUDGET_SHARE
+    assert plan.size_runs(just, per_sample, **args) == (rows, wall, True)
+    assert plan.size_runs(just * 1.1, per_sample, **args) == (rows, wall, False)
+    # A budget just short of the next rung: it does not fit, but 5% faster steps would make it fit.
+    above = plan.row_ladder(3150)[plan.row_ladder(3150).index(rows) + 1]
+    wall_above = plan.size_runs(1e6, per_sample, **{**args, "full_train": above}).wall_s
+    assert plan.size_runs(wall_above / plan.BUDGET_SHARE / 1.02, per_sample, **args) == (rows, wall, True)
 
 
 def test_a_run_is_judged_at_its_best_validation_epoch(synthetic_store):
