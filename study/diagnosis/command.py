@@ -1,7 +1,7 @@
 """Why does the original study's LSTM predict one class? Train it, probe it, change one factor at a time
 with several seeds, name the cause and how sure it is.
 
-    python -m study diagnose --store /tmp/imdb5k --out /tmp/diag5k                # 10-min budget; 15 min measured (2 cores, shared)
+    python -m study diagnose --store /tmp/imdb5k --out /tmp/diag5k                # 10-min budget; 8 min measured (2 idle cores)
     python -m study diagnose --store S --out D --hidden-size 256 --num-layers 2 --baseline-only
     python -m study diagnose --store S --out D --address HEAD:6379                # runs spread over a cluster
     python -m study diagnose --store S --out D --smoke --in-process               # tiny, seconds, no Ray
