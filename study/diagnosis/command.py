@@ -23,12 +23,15 @@ Runs are Ray tasks, one CPU thread each, over the local machine or the cluster a
 (study/search/fanout.py), or all in this process with ``--in-process``. Sizing: each condition's step
 time (CPU time, see plan.py) is measured first, then every run trains on the same stratified sample of
 the training rows, the largest of a fixed ladder that lets every run fit the budget on an otherwise idle
-machine (``--train-rows`` pins it). Runs still unfinished at 2 x the budget are cancelled and listed.
+machine (``--train-rows`` pins it). A rerun into the same ``--out`` reuses the step times measured there
+(``--remeasure`` measures again), so it picks the same rows and repeats the table exactly. Runs still
+unfinished at 2 x the budget are cancelled and listed.
 """
 from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -46,6 +49,7 @@ from study.errors import reported_as_usage
 from study.train import metrics
 from study.train.config import TrainConfig
 
+FOLLOW_UP_SLOT = "follow-up (if added)"  # its step time is counted in the sizing before it is known to run
 OVERRUN = 2.0  # runs still going at this multiple of the budget are cancelled (a busy machine runs slower)
 
 
@@ -69,6 +73,8 @@ def add_arguments(parser) -> None:
                         help="only the baseline and the comparisons (e.g. to try the original 2 x 256 size)")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else start Ray locally)")
     parser.add_argument("--in-process", action="store_true", help="run everything here, one run at a time, no Ray")
+    parser.add_argument("--remeasure", action="store_true",
+                        help="measure the step times again instead of reusing those of an earlier run in --out")
     parser.add_argument("--smoke", action="store_true", help="tiny and fast: a few hundred rows, checks the pipeline")
 
 
@@ -105,12 +111,16 @@ def main(args) -> int:
     _log(f"store {args.store}: {len(store.labels):,} rows, {store.num_classes} classes; {len(conds)} conditions "
          f"x {len(seeds)} seeds, {base['epochs']} epochs each; budget {budget_s / 60:.1f} min")
     # Step times are measured before Ray starts: its start-up would disturb them.
-    per_sample = None if train_rows else _step_seconds(conds, base, store)
+    per_sample = None if train_rows else (None if args.remeasure else _measured_before(out, store, base, conds))
+    measured = train_rows is None and per_sample is None
+    if measured:
+        per_sample = _step_seconds(conds, base, store)
     runner = LocalRunner() if args.in_process else _fanout(args.address)
     try:
         sizing = None
         if train_rows is None:
-            sizing = _size(per_sample, conds, base, store, budget_s, len(seeds), runner.workers)
+            sizing = {**_size(per_sample, conds, base, store, budget_s, len(seeds), runner.workers),
+                      "measured_here": measured, "machine": _machine()}
             train_rows = sizing["rows"]
         sample = plan.subsample(store, train_rows, args.seed, test_cap)
         rows = {s: int(len(sample.indices(s))) for s in store_mod.SPLITS}
@@ -179,11 +189,34 @@ def _size(per_sample: list[float], conds: list[Condition], base: dict, store, bu
                             len(store.indices("valid")), len(store.indices("test")))
     _log(f"baseline {per_sample[0] * 1000:.1f} ms (CPU) per trained row on one thread; {sizing.rows:,} training "
          f"rows per run fit: ~{sizing.wall_s / 60:.1f} min of runs on {workers} idle worker(s)"
-         + ("; a close call: a rerun may pick the next rung (pin the rows with --train-rows)"
+         + (f"; a close call: a fresh measurement may pick the next rung (--train-rows {sizing.rows} pins it)"
             if sizing.close_call else ""))
-    names = [c.name for c in conds] + ["follow-up (if added)"]
+    names = [c.name for c in conds] + [FOLLOW_UP_SLOT]
     return {"rows": sizing.rows, "estimated_s": round(sizing.wall_s, 1), "close_call": sizing.close_call,
-            "per_row_ms": {n: round(1000 * t, 2) for n, t in zip(names, per_sample)}}
+            "per_row_ms": {n: 1000 * t for n, t in zip(names, per_sample)}}
+
+
+def _machine() -> str:
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}"
+
+
+def _measured_before(out: Path, store, base: dict, conds: list[Condition]) -> list[float] | None:
+    """The step times an earlier diagnosis in ``out`` measured for the same store, baseline and conditions on
+    this machine, so that rerunning the same command sizes the runs alike and repeats the table: the runs are
+    deterministic, but a fresh measurement varies by several percent, enough to pick a neighbouring rung
+    when the budget lies near a rung's edge."""
+    try:
+        settings = json.loads((out / "diagnosis.json").read_text())["settings"]
+        known = settings["sizing"]["per_row_ms"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    names = [c.name for c in conds] + [FOLLOW_UP_SLOT]
+    if (settings.get("store_hash") != store.content_hash or settings.get("baseline_config") != base
+            or settings["sizing"].get("machine") != _machine() or list(known) != names):
+        return None
+    _log(f"step times as measured by the earlier diagnosis in {out} (same store, baseline and machine; "
+         "--remeasure measures them again)")
+    return [known[n] / 1000 for n in names]
 
 
 def _run_all(runner, conds: list[Condition], base: dict, seeds: list[int], spec: dict, num_classes: int,

@@ -30,12 +30,15 @@ PADDING = "padding/readout"
 INSTABILITY = "instability (two factors)"
 BASELINE, COMPARISON, ONE_FACTOR, EXTRA, FOLLOW_UP_KIND = "baseline", "comparison", "one factor", "extra", "follow-up"
 EVAL_COST = 0.35     # an evaluated row costs about a third of a trained one (forward pass only)
-# Of the budget planned for the runs; the rest is for start-up (store, step timing, Ray) and estimation error:
-# on 2 idle cores the default command's runs, estimated at 7.5-7.6 min, finished 7.7-7.9 min after it started.
-BUDGET_SHARE = 0.9
+# Of the budget planned for the runs; the rest is for start-up (store, step timing, Ray: 20-30 s on 2 cores) and
+# for step times measured up to STEP_NOISE low. The default command's runs (800 rows, estimated at 7.5-7.6 min)
+# finished 7.7-7.9 min after it started on 2 idle cores.
+BUDGET_SHARE = 0.85
 RUN_OVERHEAD_S = 3.0  # per run: store load (cached per worker), model set-up, the best-epoch state copies
 MIN_TRAIN_ROWS = 200
-STEP_NOISE = 0.05     # measured step times vary by about this much between runs of the same command
+# Fresh measurements of all step times move their sum by about this much: 13 of the default command's on
+# 2 idle cores estimated its runs at 6.9-8.0 min.
+STEP_NOISE = 0.07
 
 
 @dataclass(frozen=True)

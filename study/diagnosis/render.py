@@ -104,9 +104,10 @@ def _settings(r: dict) -> list[str]:
         f"- Intervals: one test accuracy on {n_test} reviews is known to about +/-{half:.3f} (95%, binomial); "
         "the seeds' spread is the [min-max] column. A second run of the same command on the same machine "
         "reproduces every number when it picks the same training rows (pin them with --train-rows)"
-        + (f"; this one's choice of rows was a close call (its estimate within {STEP_NOISE:.0%} of a rung's edge), "
-           f"so a rerun may pick the next rung: --train-rows {s['sizing']['rows']} repeats this table."
-           if (s.get("sizing") or {}).get("close_call") else ".")]
+        + (f"; this one's choice of rows was a close call (its estimate within {STEP_NOISE:.0%} of a rung's edge): a "
+           "rerun into the same --out reuses its step times, elsewhere a fresh measurement may pick the next rung, "
+           f"and --train-rows {s['sizing']['rows']} repeats this table." if (s.get("sizing") or {}).get("close_call")
+           else "; a rerun into the same --out reuses this run's measured step times." if s.get("sizing") else ".")]
 
 
 def render(r: dict) -> str:

@@ -128,3 +128,25 @@ def test_sizing_measures_every_condition_and_fits_the_budget(synthetic_store):
     assert sizing["rows"] == len(store.indices("train"))  # a tiny store: every row fits
     assert list(sizing["per_row_ms"])[:len(conds)] == [c.name for c in conds]
     assert command._size(per_sample, conds, base, store, 0.01, 3, 2)["rows"] == plan.row_ladder(sizing["rows"])[0]
+
+
+def test_a_rerun_into_the_same_out_reuses_the_measured_step_times(imdb_store, tmp_path, capsys):
+    """Sized by the budget (no --smoke): the second run sizes from the first run's step times, so it trains on
+    the same rows and repeats the table; another baseline, or --remeasure, measures again."""
+    small = ["--in-process", "--seeds", "1", "--epochs", "1", "--hidden-size", "8", "--max-len", "50",
+             "--batch-size", "8", "--budget-minutes", "1"]
+    out = tmp_path / "d"
+
+    def diagnose_sized(*extra) -> dict:
+        assert study_main(["diagnose", "--store", imdb_store, "--out", str(out), *small, *extra]) == 0
+        return json.loads((out / "diagnosis.json").read_text())
+
+    first = diagnose_sized()
+    sizing = first["settings"]["sizing"]
+    assert sizing["measured_here"] and len(sizing["per_row_ms"]) == len(plan.conditions()) + 1
+    again = diagnose_sized()
+    assert not again["settings"]["sizing"]["measured_here"] and "as measured by the earlier" in capsys.readouterr().err
+    assert again["settings"]["sizing"]["per_row_ms"] == sizing["per_row_ms"]
+    assert [r["test_acc"] for r in again["baseline"]["runs"]] == [r["test_acc"] for r in first["baseline"]["runs"]]
+    assert diagnose_sized("--remeasure")["settings"]["sizing"]["measured_here"]
+    assert diagnose_sized("--hidden-size", "12")["settings"]["sizing"]["measured_here"]  # another baseline
