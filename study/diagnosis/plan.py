@@ -37,7 +37,7 @@ BUDGET_SHARE = 0.85
 RUN_OVERHEAD_S = 3.0  # per run: store load (cached per worker), model set-up, the best-epoch state copies
 MIN_TRAIN_ROWS = 200
 # Fresh measurements of all step times move their sum by about this much: 13 of the default command's on
-# 2 idle cores estimated its runs at 6.9-8.0 min.
+# 2 idle cores estimated its runs at 7.1-8.0 min.
 STEP_NOISE = 0.07
 
 
