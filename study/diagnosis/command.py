@@ -111,15 +111,16 @@ def main(args) -> int:
     _log(f"store {args.store}: {len(store.labels):,} rows, {store.num_classes} classes; {len(conds)} conditions "
          f"x {len(seeds)} seeds, {base['epochs']} epochs each; budget {budget_s / 60:.1f} min")
     # Step times are measured before Ray starts: its start-up would disturb them.
-    per_sample = None if train_rows else (None if args.remeasure else _measured_before(out, store, base, conds))
-    measured = train_rows is None and per_sample is None
-    if measured:
-        per_sample = _step_seconds(conds, base, store)
+    step_s, measured = None, False
+    if train_rows is None:
+        step_s = None if args.remeasure else _measured_before(out, store, base, conds)
+        measured = step_s is None
+        step_s = step_s or _step_seconds(conds, base, store)
     runner = LocalRunner() if args.in_process else _fanout(args.address)
     try:
         sizing = None
         if train_rows is None:
-            sizing = {**_size(per_sample, conds, base, store, budget_s, len(seeds), runner.workers),
+            sizing = {**_size(step_s, base, store, budget_s, len(seeds), runner.workers),
                       "measured_here": measured, "machine": _machine()}
             train_rows = sizing["rows"]
         sample = plan.subsample(store, train_rows, args.seed, test_cap)
@@ -167,40 +168,39 @@ def _fanout(address):
     return Fanout(address, cpus_per_task=1)
 
 
-def _step_seconds(conds: list[Condition], base: dict, store) -> list[float]:
+def _step_seconds(conds: list[Condition], base: dict, store) -> dict[str, float]:
     """Seconds per trained row on one thread for each condition, and for the follow-up it may add."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        per_sample = [plan.sample_seconds(plan.derive(base, c.changes), store) for c in conds]
-        per_sample[0] = min(per_sample[0], plan.sample_seconds(base, store))  # the first one paid the warm-up
+        step_s = {c.name: plan.sample_seconds(plan.derive(base, c.changes), store) for c in conds}
+        first = conds[0].name  # the first one paid the warm-up
+        step_s[first] = min(step_s[first], plan.sample_seconds(base, store))
     finally:
         torch.set_num_threads(threads)
-    first_fix = plan.ONE_FACTOR_CHANGES[0]
-    return per_sample + [per_sample[conds.index(first_fix)] if first_fix in conds else 0.0]
+    step_s[FOLLOW_UP_SLOT] = step_s.get(plan.ONE_FACTOR_CHANGES[0].name, 0.0)
+    return step_s
 
 
-def _size(per_sample: list[float], conds: list[Condition], base: dict, store, budget_s: float, n_seeds: int,
-          workers: int) -> dict:
+def _size(step_s: dict[str, float], base: dict, store, budget_s: float, n_seeds: int, workers: int) -> dict:
     """Training rows per run: the largest rung of the ladder whose runs fit the budget, and how the choice
     was made. Against the whole budget, not what start-up left of it, so that it depends on the measured
     step times only: Ray's start takes seconds more or less from one run to the next."""
-    sizing = plan.size_runs(budget_s, per_sample, n_seeds, base["epochs"], workers, len(store.indices("train")),
-                            len(store.indices("valid")), len(store.indices("test")))
-    _log(f"baseline {per_sample[0] * 1000:.1f} ms (CPU) per trained row on one thread; {sizing.rows:,} training "
-         f"rows per run fit: ~{sizing.wall_s / 60:.1f} min of runs on {workers} idle worker(s)"
+    sizing = plan.size_runs(budget_s, list(step_s.values()), n_seeds, base["epochs"], workers,
+                            len(store.indices("train")), len(store.indices("valid")), len(store.indices("test")))
+    _log(f"baseline {step_s['baseline'] * 1000:.1f} ms (CPU) per trained row on one thread; {sizing.rows:,} "
+         f"training rows per run fit: ~{sizing.wall_s / 60:.1f} min of runs on {workers} idle worker(s)"
          + (f"; a close call: a fresh measurement may pick the next rung (--train-rows {sizing.rows} pins it)"
             if sizing.close_call else ""))
-    names = [c.name for c in conds] + [FOLLOW_UP_SLOT]
     return {"rows": sizing.rows, "estimated_s": round(sizing.wall_s, 1), "close_call": sizing.close_call,
-            "per_row_ms": {n: 1000 * t for n, t in zip(names, per_sample)}}
+            "per_row_ms": {name: 1000 * t for name, t in step_s.items()}}
 
 
 def _machine() -> str:
     return f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}"
 
 
-def _measured_before(out: Path, store, base: dict, conds: list[Condition]) -> list[float] | None:
+def _measured_before(out: Path, store, base: dict, conds: list[Condition]) -> dict[str, float] | None:
     """The step times an earlier diagnosis in ``out`` measured for the same store, baseline and conditions on
     this machine, so that rerunning the same command sizes the runs alike and repeats the table: the runs are
     deterministic, but a fresh measurement varies by several percent, enough to pick a neighbouring rung
@@ -216,7 +216,7 @@ def _measured_before(out: Path, store, base: dict, conds: list[Condition]) -> li
         return None
     _log(f"step times as measured by the earlier diagnosis in {out} (same store, baseline and machine; "
          "--remeasure measures them again)")
-    return [known[n] / 1000 for n in names]
+    return {name: known[name] / 1000 for name in names}
 
 
 def _run_all(runner, conds: list[Condition], base: dict, seeds: list[int], spec: dict, num_classes: int,

@@ -104,10 +104,18 @@ def _settings(r: dict) -> list[str]:
         f"- Intervals: one test accuracy on {n_test} reviews is known to about +/-{half:.3f} (95%, binomial); "
         "the seeds' spread is the [min-max] column. A second run of the same command on the same machine "
         "reproduces every number when it picks the same training rows (pin them with --train-rows)"
-        + (f"; this one's choice of rows was a close call (its estimate within {STEP_NOISE:.0%} of a rung's edge): a "
-           "rerun into the same --out reuses its step times, elsewhere a fresh measurement may pick the next rung, "
-           f"and --train-rows {s['sizing']['rows']} repeats this table." if (s.get("sizing") or {}).get("close_call")
-           else "; a rerun into the same --out reuses this run's measured step times." if s.get("sizing") else ".")]
+        + _rerun_note(s.get("sizing"))]
+
+
+def _rerun_note(sizing: dict | None) -> str:
+    """How a rerun picks the same rows: nothing to add when --train-rows pinned them."""
+    if not sizing:
+        return "."
+    if not sizing["close_call"]:
+        return "; a rerun into the same --out reuses this run's measured step times."
+    return (f"; this one's choice of rows was a close call (its estimate within {STEP_NOISE:.0%} of a rung's "
+            "edge): a rerun into the same --out reuses its step times, elsewhere a fresh measurement may pick "
+            f"the next rung, and --train-rows {sizing['rows']} repeats this table.")
 
 
 def render(r: dict) -> str:

@@ -122,12 +122,12 @@ def test_sizing_measures_every_condition_and_fits_the_budget(synthetic_store):
     store = store_mod.load(synthetic_store)
     base = plan.baseline_flat(8, 1, 40, 2, 8)
     conds = plan.conditions()
-    per_sample = command._step_seconds(conds, base, store)
-    assert len(per_sample) == len(conds) + 1 and all(s > 0 for s in per_sample)
-    sizing = command._size(per_sample, conds, base, store, 600, 3, 2)
+    step_s = command._step_seconds(conds, base, store)
+    assert len(step_s) == len(conds) + 1 and all(s > 0 for s in step_s.values())
+    sizing = command._size(step_s, base, store, 600, 3, 2)
     assert sizing["rows"] == len(store.indices("train"))  # a tiny store: every row fits
     assert list(sizing["per_row_ms"])[:len(conds)] == [c.name for c in conds]
-    assert command._size(per_sample, conds, base, store, 0.01, 3, 2)["rows"] == plan.row_ladder(sizing["rows"])[0]
+    assert command._size(step_s, base, store, 0.01, 3, 2)["rows"] == plan.row_ladder(sizing["rows"])[0]
 
 
 def test_a_rerun_into_the_same_out_reuses_the_measured_step_times(imdb_store, tmp_path, capsys):
